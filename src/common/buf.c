@@ -45,6 +45,15 @@ int buf_append(buf_t *b, const void *p, size_t n)
     return 0;
 }
 
+int buf_reserve(buf_t *b, size_t extra)
+{
+    if (buf_grow(b, extra) < 0)
+        return -1;
+    if (b->data)
+        b->data[b->len] = '\0';
+    return 0;
+}
+
 int buf_puts(buf_t *b, const char *s) { return buf_append(b, s, strlen(s)); }
 
 int buf_putc(buf_t *b, char c) { return buf_append(b, &c, 1); }

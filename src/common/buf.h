@@ -19,6 +19,9 @@ int buf_append(buf_t *b, const void *p, size_t n);
 int buf_puts(buf_t *b, const char *s);
 int buf_putc(buf_t *b, char c);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Makes room for extra more bytes without changing the contents (a caller that knows the
+ * likely size avoids repeated growth). 0, or -1 on OOM or when the cap would be passed. */
+int buf_reserve(buf_t *b, size_t extra);
 /* Hands data to the caller (free() it); an empty buffer yields "" (allocated). NULL on OOM. */
 char *buf_steal(buf_t *b);
 void buf_reset(buf_t *b);   /* len = 0, memory kept */
