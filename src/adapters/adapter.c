@@ -1,0 +1,910 @@
+/* adapter: the kind table, bounded JSON parsing, and the helpers every adapter kind shares
+ * (event skeleton, labels, times, status words, field mappings, splitting). The kinds
+ * themselves live in one file each; see adapter.h for the event contract. */
+#include "adapters/adapter.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/buf.h"
+#include "common/crypto.h"
+#include "common/util.h"
+
+/* ---- kind table ------------------------------------------------------------------------ */
+
+struct kind {
+    const char *name;
+    adapter_fn run;
+    int (*check)(json_t *options, char **err); /* NULL: any mapping is accepted */
+};
+
+static const struct kind kinds[] = {
+    {"alertmanager", adapter_alertmanager_run, adapter_alertmanager_check},
+    {"grafana", adapter_grafana_run, adapter_grafana_check},
+    {"zabbix", adapter_zabbix_run, adapter_zabbix_check},
+    {"json", adapter_json_run, adapter_json_check},
+    {"form", adapter_form_run, adapter_form_check},
+    {"bms", adapter_bms_run, adapter_bms_check},
+    /* The email kind's options belong to the mail module, which checks them itself. */
+    {"email", adapter_email_run, NULL},
+};
+
+static const struct kind *kind_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kinds[i].name, name) == 0)
+            return &kinds[i];
+    return NULL;
+}
+
+int adapter_known(const char *kind)
+{
+    return kind_find(kind) != NULL;
+}
+
+char *adapter_errf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+size_t adapter_max_depth(const struct adapter_limits *lim)
+{
+    return lim && lim->max_depth ? lim->max_depth : ADAPTER_DEFAULT_MAX_DEPTH;
+}
+
+size_t adapter_max_events(const struct adapter_limits *lim)
+{
+    return lim && lim->max_events ? lim->max_events : ADAPTER_DEFAULT_MAX_EVENTS;
+}
+
+/* Reasons go into problem+json details and logs: keep them one line of printable ASCII even
+ * when they quote a sender's bytes (jansson's "near '...'"). */
+static void reason_sanitize(char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            *s = '?';
+}
+
+enum adapter_result adapter_run(const char *kind, const struct adapter_input *in,
+                                const struct adapter_limits *lim, json_t **events, char **err)
+{
+    *events = NULL;
+    *err = NULL;
+    const struct kind *k = kind_find(kind);
+    if (!k) {
+        *err = adapter_errf("unknown adapter kind '%s'", kind ? kind : "");
+        return ADAPTER_REJECT;
+    }
+    if (!in || (!in->body && in->body_len > 0)) {
+        *err = adapter_errf("no request body");
+        return ADAPTER_REJECT;
+    }
+    if (in->options && !json_is_object(in->options)) {
+        *err = adapter_errf("source options must be a mapping");
+        return ADAPTER_REJECT;
+    }
+    enum adapter_result r = k->run(in, lim, events, err);
+    if (r == ADAPTER_OK && !json_is_array(*events)) {
+        json_decref(*events);
+        *events = NULL;
+        free(*err);
+        *err = adapter_errf("%s adapter produced no event list", k->name);
+        r = ADAPTER_REJECT;
+    }
+    if (r == ADAPTER_REJECT) {
+        json_decref(*events);
+        *events = NULL;
+        if (!*err)
+            *err = adapter_errf("%s adapter rejected the request", k->name);
+        reason_sanitize(*err);
+    }
+    return r;
+}
+
+int adapter_check_options(const char *kind, json_t *options, char **err)
+{
+    *err = NULL;
+    const struct kind *k = kind_find(kind);
+    if (!k) {
+        *err = adapter_errf("unknown adapter kind '%s' (known: alertmanager, grafana, zabbix, "
+                            "json, form, bms, email)",
+                            kind ? kind : "");
+        return -1;
+    }
+    if (options && !json_is_object(options)) {
+        *err = adapter_errf("options must be a mapping");
+        return -1;
+    }
+    return k->check ? k->check(options, err) : 0;
+}
+
+int adapter_check_known_options(const char *kind, json_t *options, const char *const *allowed,
+                                char **err)
+{
+    if (!options)
+        return 0;
+    if (!json_is_object(options)) {
+        *err = adapter_errf("options must be a mapping");
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(options, key, v) {
+        int ok = 0;
+        for (size_t i = 0; allowed[i]; i++)
+            if (strcmp(key, allowed[i]) == 0)
+                ok = 1;
+        if (!ok) {
+            buf_t b;
+            buf_init(&b, 512);
+            for (size_t i = 0; allowed[i]; i++)
+                buf_printf(&b, "%s%s", i ? ", " : "", allowed[i]);
+            *err = adapter_errf("unknown option '%s' for the %s adapter (known: %s)", key, kind,
+                                b.len ? b.data : "none");
+            buf_free(&b);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- bounded JSON ---------------------------------------------------------------------- */
+
+/* Deepest nesting of [ and { outside strings, stopping as soon as max is passed. */
+static int depth_exceeds(const char *s, size_t n, size_t max)
+{
+    size_t depth = 0;
+    int in_str = 0, esc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0;
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return 1;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+json_t *adapter_parse_json(const char *body, size_t len, size_t max_depth, char **err)
+{
+    *err = NULL;
+    if (max_depth == 0)
+        max_depth = ADAPTER_DEFAULT_MAX_DEPTH;
+    if (!body)
+        len = 0;
+    /* Some senders (.NET, PowerShell) start the body with a UTF-8 byte order mark. */
+    if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
+        body += 3;
+        len -= 3;
+    }
+    if (len == 0) {
+        *err = adapter_errf("empty body where JSON was expected");
+        return NULL;
+    }
+    if (depth_exceeds(body, len, max_depth)) {
+        *err = adapter_errf("nesting deeper than %zu", max_depth);
+        return NULL;
+    }
+    json_error_t e;
+    json_t *root = json_loadb(body, len, 0, &e);
+    if (!root) {
+        *err = adapter_errf("line %d, column %d: %s", e.line, e.column, e.text);
+        reason_sanitize(*err);
+        return NULL;
+    }
+    return root;
+}
+
+/* Media type without parameters, lowercased, into out. */
+static void media_type(const char *ct, char *out, size_t outlen)
+{
+    size_t n = 0;
+    if (ct) {
+        while (*ct == ' ' || *ct == '\t')
+            ct++;
+        while (*ct && *ct != ';' && *ct != ' ' && *ct != '\t' && n + 1 < outlen)
+            out[n++] = (char)tolower((unsigned char)*ct++);
+    }
+    out[n] = '\0';
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int looks_like_json(const char *body, size_t len)
+{
+    size_t i = 0;
+    if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0)
+        i = 3;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    return i < len && (body[i] == '{' || body[i] == '[');
+}
+
+enum adapter_result adapter_body_json(const struct adapter_input *in,
+                                      const struct adapter_limits *lim, json_t **root,
+                                      char **err)
+{
+    char mt[128];
+    media_type(in->content_type, mt, sizeof mt);
+    *root = NULL;
+    if (strncmp(mt, "multipart/", 10) == 0 || strncmp(mt, "image/", 6) == 0 ||
+        strncmp(mt, "audio/", 6) == 0 || strncmp(mt, "video/", 6) == 0 ||
+        ends_with(mt, "/xml") || ends_with(mt, "+xml") || strcmp(mt, "text/html") == 0) {
+        *err = adapter_errf("content type %s is not JSON", mt);
+        return ADAPTER_REJECT;
+    }
+    /* curl -d labels JSON as a form; accept it when the body is plainly JSON. */
+    if (strcmp(mt, "application/x-www-form-urlencoded") == 0 &&
+        !looks_like_json(in->body, in->body_len)) {
+        *err = adapter_errf("content type %s is not JSON (use the form adapter for forms)", mt);
+        return ADAPTER_REJECT;
+    }
+    *root = adapter_parse_json(in->body, in->body_len, adapter_max_depth(lim), err);
+    return *root ? ADAPTER_OK : ADAPTER_REJECT;
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+void adapter_set(json_t *ev, const char *field, const char *s)
+{
+    json_t *v = json_string(s ? s : "");
+    if (!v)
+        v = json_string("");
+    json_object_set_new(ev, field, v);
+}
+
+void adapter_set_lower(json_t *ev, const char *field, const char *s)
+{
+    char *l = util_strdup(s ? s : "");
+    if (!l)
+        return;
+    for (char *p = l; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    adapter_set(ev, field, l);
+    free(l);
+}
+
+json_t *adapter_event_new(const struct adapter_input *in, const char *kind, json_t *item)
+{
+    json_t *ev = json_object();
+    if (!ev)
+        return NULL;
+    char now[32];
+    const char *t = in->received_at;
+    if (!t || !*t) {
+        util_iso8601(util_now_ms(), now);
+        t = now;
+    }
+    adapter_set(ev, "source", in->source);
+    adapter_set(ev, "kind", kind);
+    adapter_set(ev, "status", "firing");
+    adapter_set(ev, "key", "");
+    adapter_set(ev, "severity", "");
+    adapter_set(ev, "title", "");
+    adapter_set(ev, "text", "");
+    json_object_set_new(ev, "labels", json_object());
+    adapter_set(ev, "time", t);
+    adapter_set(ev, "url", "");
+    adapter_set(ev, "site", "");
+    json_object_set(ev, "raw", item ? item : json_null());
+    return ev;
+}
+
+static int all_digits(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!isdigit((unsigned char)*s) && *s != '.')
+            return 0;
+    return 1;
+}
+
+/* Epoch seconds below 1e11 (year 5138), milliseconds above. */
+static int epoch_to_ms(double v, int64_t *ms)
+{
+    if (!(v >= 0) || v > 253402300799999.0)
+        return -1;
+    *ms = v < 1e11 ? (int64_t)(v * 1000.0) : (int64_t)v;
+    return 0;
+}
+
+int adapter_time_norm(json_t *when, char out[32])
+{
+    int64_t ms = 0;
+    if (json_is_integer(when) || json_is_real(when)) {
+        if (epoch_to_ms(json_number_value(when), &ms) < 0)
+            return -1;
+    } else if (json_is_string(when)) {
+        const char *s = json_string_value(when);
+        double d;
+        if (all_digits(s)) {
+            if (util_parse_double(s, &d) < 0 || epoch_to_ms(d, &ms) < 0)
+                return -1;
+        } else if (util_parse_iso8601(s, &ms) < 0 && util_parse_http_date(s, &ms) < 0) {
+            return -1;
+        }
+        /* Go's zero time ("0001-01-01T00:00:00Z", Alertmanager's endsAt while firing) and
+         * anything before 1970 mean "not set". */
+        if (ms < 0)
+            return -1;
+    } else {
+        return -1;
+    }
+    util_iso8601(ms, out);
+    return 0;
+}
+
+int adapter_set_time(json_t *ev, json_t *when)
+{
+    char t[32];
+    if (adapter_time_norm(when, t) < 0)
+        return -1;
+    adapter_set(ev, "time", t);
+    return 0;
+}
+
+const char *adapter_get_str(json_t *obj, const char *key)
+{
+    return json_string_value(jpath_object_get(obj, key));
+}
+
+char *adapter_get_text(json_t *obj, const char *key)
+{
+    return jpath_scalar_string(jpath_object_get(obj, key));
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    return s;
+}
+
+static void label_put(json_t *labels, const char *k, json_t *v)
+{
+    if (!k || !*k || !v || json_is_null(v))
+        return;
+    char *s = jpath_scalar_string(v);
+    if (s)
+        adapter_set(labels, k, s);
+    free(s);
+}
+
+/* "k:v, k2:v2" (Zabbix {EVENT.TAGS}); a tag without ':' has an empty value. */
+static void labels_from_string(json_t *labels, const char *text)
+{
+    char *copy = util_strdup(text);
+    if (!copy)
+        return;
+    char *p = copy;
+    while (p) {
+        char *comma = strchr(p, ',');
+        if (comma)
+            *comma = '\0';
+        char *colon = strchr(p, ':');
+        const char *v = "";
+        if (colon) {
+            *colon = '\0';
+            v = trim(colon + 1);
+        }
+        char *k = trim(p);
+        if (*k)
+            adapter_set(labels, k, v);
+        p = comma ? comma + 1 : NULL;
+    }
+    free(copy);
+}
+
+json_t *adapter_labels_from(json_t *v)
+{
+    json_t *labels = json_object();
+    if (!labels)
+        return NULL;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            label_put(labels, k, e);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (json_is_object(e)) {
+                const char *k = adapter_get_str(e, "tag");
+                if (!k)
+                    k = adapter_get_str(e, "name");
+                if (!k)
+                    k = adapter_get_str(e, "key");
+                json_t *val = jpath_object_get(e, "value");
+                if (k && *k && (!val || json_is_null(val)))
+                    adapter_set(labels, k, "");
+                else
+                    label_put(labels, k, val);
+            } else if (json_is_string(e)) {
+                labels_from_string(labels, json_string_value(e));
+            }
+        }
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        while (*s == ' ')
+            s++;
+        if (*s == '[' || *s == '{') {
+            /* {EVENT.TAGSJSON} arrives as a string: media type parameters are strings. */
+            char *perr = NULL;
+            json_t *inner = adapter_parse_json(s, strlen(s), 8, &perr);
+            free(perr);
+            if (inner) {
+                json_decref(labels);
+                labels = adapter_labels_from(inner);
+                json_decref(inner);
+                return labels;
+            }
+        }
+        labels_from_string(labels, s);
+    }
+    return labels;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static char *hex_prefix(const unsigned char md[32])
+{
+    char hex[65];
+    crypto_hex(md, 32, hex);
+    hex[32] = '\0';
+    return util_strdup(hex);
+}
+
+char *adapter_labels_hash(json_t *labels)
+{
+    size_t n = json_is_object(labels) ? json_object_size(labels) : 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys);
+    char *out = NULL;
+    buf_t b;
+    buf_init(&b, 0);
+    if (!keys)
+        goto done;
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v) {
+        keys[i++] = k;
+    }
+    qsort(keys, n, sizeof *keys, cmp_str);
+    for (i = 0; i < n; i++) {
+        const char *val = json_string_value(json_object_get(labels, keys[i]));
+        if (buf_append(&b, keys[i], strlen(keys[i]) + 1) < 0 ||
+            buf_append(&b, val ? val : "", strlen(val ? val : "") + 1) < 0)
+            goto done;
+    }
+    unsigned char md[32];
+    crypto_sha256(b.data ? b.data : "", b.len, md);
+    out = hex_prefix(md);
+done:
+    buf_free(&b);
+    free(keys);
+    return out;
+}
+
+char *adapter_hash_strings(const char *const *parts)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    char *out = NULL;
+    for (size_t i = 0; parts[i]; i++)
+        if (buf_append(&b, parts[i], strlen(parts[i]) + 1) < 0)
+            goto done;
+    unsigned char md[32];
+    crypto_sha256(b.data ? b.data : "", b.len, md);
+    out = hex_prefix(md);
+done:
+    buf_free(&b);
+    return out;
+}
+
+json_t *adapter_object_copy(json_t *v)
+{
+    return json_is_object(v) ? json_deep_copy(v) : json_object();
+}
+
+/* ---- status words ---------------------------------------------------------------------- */
+
+static const char *const firing_words[] = {"firing", "alert",  "alarm",     "problem",
+                                           "open",   "active", "triggered", "critical", NULL};
+static const char *const resolved_words[] = {"resolved", "ok",     "normal",   "clear",
+                                             "cleared",  "closed", "inactive", "recovered",
+                                             NULL};
+
+int adapter_status_word(const char *value, json_t *status_map)
+{
+    if (!value)
+        return -1;
+    if (json_is_object(status_map)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(status_map, k, v) {
+            if (strcasecmp(k, value) == 0) {
+                const char *to = json_string_value(v);
+                if (to && strcmp(to, "firing") == 0)
+                    return 1;
+                if (to && strcmp(to, "resolved") == 0)
+                    return 0;
+            }
+        }
+    }
+    for (size_t i = 0; firing_words[i]; i++)
+        if (strcasecmp(value, firing_words[i]) == 0)
+            return 1;
+    for (size_t i = 0; resolved_words[i]; i++)
+        if (strcasecmp(value, resolved_words[i]) == 0)
+            return 0;
+    return -1;
+}
+
+int adapter_check_status_map(json_t *status_map, char **err)
+{
+    if (!status_map)
+        return 0;
+    if (!json_is_object(status_map)) {
+        *err = adapter_errf("status_map must be a mapping of sender value to firing|resolved");
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(status_map, k, v) {
+        const char *to = json_string_value(v);
+        if (!to || (strcmp(to, "firing") != 0 && strcmp(to, "resolved") != 0)) {
+            *err = adapter_errf("status_map.%s must be firing or resolved", k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- field mappings -------------------------------------------------------------------- */
+
+#define MAP_MAX_PATHS 16
+
+struct map_field {
+    const char *name;
+    jpath_t *paths[MAP_MAX_PATHS];
+    size_t n;
+    int overridden;
+    char *dflt;
+};
+
+struct adapter_map {
+    struct map_field *f;
+    size_t n;
+    int skip_macros;
+};
+
+void adapter_map_free(struct adapter_map *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++) {
+        for (size_t j = 0; j < m->f[i].n; j++)
+            jpath_free(m->f[i].paths[j]);
+        free(m->f[i].dflt);
+    }
+    free(m->f);
+    free(m);
+}
+
+static struct map_field *map_find(const struct adapter_map *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (strcmp(m->f[i].name, name) == 0)
+            return &m->f[i];
+    return NULL;
+}
+
+static char *field_names(const struct adapter_field_def *defs, size_t n)
+{
+    buf_t b;
+    buf_init(&b, 1024);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", defs[i].name);
+    return buf_steal(&b);
+}
+
+static int map_add_path(struct map_field *f, const char *path, const char *what, char **err)
+{
+    char perr[128];
+    size_t col = 0;
+    if (f->n >= MAP_MAX_PATHS) {
+        *err = adapter_errf("%s: at most %d paths", what, MAP_MAX_PATHS);
+        return -1;
+    }
+    jpath_t *p = jpath_compile(path, perr, sizeof perr, &col);
+    if (!p) {
+        *err = adapter_errf("%s: %s at column %zu", what, perr, col + 1);
+        return -1;
+    }
+    f->paths[f->n++] = p;
+    return 0;
+}
+
+static void map_clear_paths(struct map_field *f)
+{
+    for (size_t j = 0; j < f->n; j++)
+        jpath_free(f->paths[j]);
+    f->n = 0;
+}
+
+static int map_apply_fields(struct adapter_map *m, const struct adapter_field_def *defs,
+                            size_t n, json_t *fields, char **err)
+{
+    if (!fields)
+        return 0;
+    if (!json_is_object(fields)) {
+        *err = adapter_errf("fields must be a mapping of field name to path");
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(fields, k, v) {
+        struct map_field *f = map_find(m, k);
+        char what[160];
+        snprintf(what, sizeof what, "fields.%s", k);
+        if (!f) {
+            char *names = field_names(defs, n);
+            *err = adapter_errf("fields.%s: unknown field (known: %s)", k, names ? names : "");
+            free(names);
+            return -1;
+        }
+        map_clear_paths(f);
+        f->overridden = 1;
+        if (json_is_string(v)) {
+            if (map_add_path(f, json_string_value(v), what, err) < 0)
+                return -1;
+        } else if (json_is_array(v) && json_array_size(v) > 0) {
+            size_t i;
+            json_t *e;
+            json_array_foreach(v, i, e) {
+                if (!json_is_string(e)) {
+                    *err = adapter_errf("%s: paths must be strings", what);
+                    return -1;
+                }
+                if (map_add_path(f, json_string_value(e), what, err) < 0)
+                    return -1;
+            }
+        } else {
+            *err = adapter_errf("%s must be a path or a list of paths", what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int map_apply_defaults(struct adapter_map *m, const struct adapter_field_def *defs,
+                              size_t n, json_t *dflts, char **err)
+{
+    if (!dflts)
+        return 0;
+    if (!json_is_object(dflts)) {
+        *err = adapter_errf("defaults must be a mapping of field name to value");
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(dflts, k, v) {
+        struct map_field *f = map_find(m, k);
+        if (!f) {
+            char *names = field_names(defs, n);
+            *err = adapter_errf("defaults.%s: unknown field (known: %s)", k, names ? names : "");
+            free(names);
+            return -1;
+        }
+        if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
+            *err = adapter_errf("defaults.%s must be a string", k);
+            return -1;
+        }
+        free(f->dflt);
+        f->dflt = jpath_scalar_string(v);
+        if (!f->dflt) {
+            *err = adapter_errf("out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+struct adapter_map *adapter_map_new(const struct adapter_field_def *defs, size_t n,
+                                    json_t *options, char **err)
+{
+    struct adapter_map *m = calloc(1, sizeof *m);
+    if (!m || !(m->f = calloc(n ? n : 1, sizeof *m->f))) {
+        *err = adapter_errf("out of memory");
+        goto fail;
+    }
+    m->n = n;
+    for (size_t i = 0; i < n; i++) {
+        m->f[i].name = defs[i].name;
+        for (size_t j = 0; j < MAP_MAX_PATHS && defs[i].paths[j]; j++) {
+            char what[160];
+            snprintf(what, sizeof what, "built-in path for %s", defs[i].name);
+            if (map_add_path(&m->f[i], defs[i].paths[j], what, err) < 0)
+                goto fail;
+        }
+    }
+    if (map_apply_fields(m, defs, n, json_object_get(options, "fields"), err) < 0 ||
+        map_apply_defaults(m, defs, n, json_object_get(options, "defaults"), err) < 0)
+        goto fail;
+    return m;
+fail:
+    adapter_map_free(m);
+    return NULL;
+}
+
+void adapter_map_skip_macros(struct adapter_map *m, int on)
+{
+    m->skip_macros = on;
+}
+
+int adapter_is_macro(const char *s)
+{
+    if (!s)
+        return 0;
+    if (strcmp(s, "*UNKNOWN*") == 0)
+        return 1;
+    size_t n = strlen(s);
+    if (n < 3 || s[0] != '{' || s[n - 1] != '}')
+        return 0;
+    const char *p = s + 1, *end = s + n - 1;
+    if (*p == '$')
+        p++;
+    if (p == end)
+        return 0;
+    /* {EVENT.TAGS.<name>} keeps the tag name's own case. */
+    if ((size_t)(end - p) > 11 && strncmp(p, "EVENT.TAGS.", 11) == 0) {
+        for (const char *q = p; q < end; q++)
+            if (*q == '{' || *q == '}')
+                return 0;
+        return 1;
+    }
+    for (; p < end; p++)
+        if (!(isupper((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_' ||
+              *p == '.'))
+            return 0;
+    return 1;
+}
+
+json_t *adapter_map_value(const struct adapter_map *m, const char *field, json_t *item)
+{
+    struct map_field *f = map_find(m, field);
+    if (!f)
+        return NULL;
+    for (size_t i = 0; i < f->n; i++) {
+        json_t *v = jpath_first(f->paths[i], item);
+        if (!v || json_is_null(v))
+            continue;
+        if (json_is_string(v)) {
+            const char *s = json_string_value(v);
+            if (!*s || (m->skip_macros && adapter_is_macro(s)))
+                continue;
+        }
+        return v;
+    }
+    return NULL;
+}
+
+char *adapter_map_text(const struct adapter_map *m, const char *field, json_t *item)
+{
+    json_t *v = adapter_map_value(m, field, item);
+    if (v)
+        return jpath_scalar_string(v);
+    struct map_field *f = map_find(m, field);
+    return f && f->dflt ? util_strdup(f->dflt) : NULL;
+}
+
+int adapter_map_overridden(const struct adapter_map *m, const char *field)
+{
+    struct map_field *f = map_find(m, field);
+    return f ? f->overridden : 0;
+}
+
+/* ---- splitting ------------------------------------------------------------------------- */
+
+int adapter_split_option(json_t *options, jpath_t **out, char **err)
+{
+    *out = NULL;
+    json_t *v = json_object_get(options, "split");
+    if (!v)
+        return 0;
+    if (!json_is_string(v)) {
+        *err = adapter_errf("split must be a path such as alerts[*]");
+        return -1;
+    }
+    char perr[128];
+    size_t col = 0;
+    jpath_t *p = jpath_compile(json_string_value(v), perr, sizeof perr, &col);
+    if (!p) {
+        *err = adapter_errf("split: %s at column %zu", perr, col + 1);
+        return -1;
+    }
+    if (!jpath_has_wildcard(p)) {
+        *err = adapter_errf("split must select several items with [*], e.g. alerts[*]");
+        jpath_free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+struct split_ctx {
+    json_t *items;
+    size_t max;
+    int over;
+};
+
+static int split_collect(json_t *v, void *ud)
+{
+    struct split_ctx *c = ud;
+    if (json_array_size(c->items) >= c->max) {
+        c->over = 1;
+        return 1;
+    }
+    json_array_append(c->items, v);
+    return 0;
+}
+
+int adapter_split(json_t *root, const jpath_t *split, size_t max, json_t **items, char **err)
+{
+    struct split_ctx c = {json_array(), max, 0};
+    *items = NULL;
+    if (!c.items) {
+        *err = adapter_errf("out of memory");
+        return -1;
+    }
+    if (!split)
+        json_array_append(c.items, root);
+    else
+        jpath_each(split, root, split_collect, &c);
+    if (c.over) {
+        *err = adapter_errf("too many events: more than %zu items", max);
+        json_decref(c.items);
+        return -1;
+    }
+    *items = c.items;
+    return 0;
+}
