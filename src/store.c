@@ -768,7 +768,20 @@ enum store_status store_request_processed(struct store *s, int64_t request_id,
     for (size_t i = 0; i < n; i++)
         if (!event_in_ok(&events[i]))
             return STORE_INVALID;
-    return s->ops->request_processed(s->be, request_id, events, n, event_ids);
+    return s->ops->request_processed(s->be, request_id, events, n, event_ids, NULL);
+}
+
+enum store_status store_request_processed_corr(struct store *s, int64_t request_id,
+                                               const struct store_event_in *events, size_t n,
+                                               int64_t *event_ids, const json_t *corr_states)
+{
+    if (!s || request_id <= 0 || n > STORE_EVENTS_MAX || (n && !events) ||
+        (corr_states && !json_is_object(corr_states)))
+        return STORE_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (!event_in_ok(&events[i]))
+            return STORE_INVALID;
+    return s->ops->request_processed(s->be, request_id, events, n, event_ids, corr_states);
 }
 
 enum store_status store_request_reject(struct store *s, int64_t request_id, const char *error)

@@ -196,6 +196,12 @@ struct store_event_in {
 enum store_status store_request_processed(struct store *s, int64_t request_id,
                                           const struct store_event_in *events, size_t n,
                                           int64_t *event_ids);
+/* The same, also storing the correlation states decided while planning (an object key →
+ * state, borrowed, may be NULL) in the same transaction, so a key's state never runs ahead
+ * of the events and deliveries that act on it. */
+enum store_status store_request_processed_corr(struct store *s, int64_t request_id,
+                                               const struct store_event_in *events, size_t n,
+                                               int64_t *event_ids, const json_t *corr_states);
 /* Marks a new request rejected with a reason (bad payload: kept for explain). CONFLICT
  * when already settled, NOTFOUND when absent. */
 enum store_status store_request_reject(struct store *s, int64_t request_id, const char *error);
@@ -239,10 +245,10 @@ struct store_delivery_row {
 void store_delivery_row_clear(struct store_delivery_row *r);
 void store_delivery_rows_free(struct store_delivery_row *rows, size_t n);
 
-/* Due deliveries: pending or retry with next_at <= now, by id, at most limit (≤ 1000), and
- * only the oldest unfinished delivery of each correlation key (lane), so one key never has
- * two deliveries in flight nor runs out of order: a lane with an inflight, unknown or earlier
- * not-yet-due delivery yields nothing. Dead deliveries do not hold their lane. */
+/* Due deliveries: pending, retry or unknown (outcome to be checked first) with next_at <= now,
+ * by id, at most limit (≤ 1000), and only the oldest unfinished delivery of each correlation
+ * key (lane), so one key never has two deliveries in flight nor runs out of order: a lane
+ * with an inflight or earlier not-yet-due delivery yields nothing. Dead deliveries do not hold their lane. */
 enum store_status store_deliveries_due(struct store *s, int64_t now, size_t limit,
                                        struct store_delivery_row **rows, size_t *n);
 enum store_status store_delivery_get(struct store *s, int64_t id, struct store_delivery_row *out);

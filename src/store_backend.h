@@ -63,7 +63,7 @@ struct store_backend_ops {
                                      struct store_request_row *out);
     enum store_status (*request_processed)(struct store_backend *b, int64_t request_id,
                                            const struct store_event_in *events, size_t n,
-                                           int64_t *event_ids);
+                                           int64_t *event_ids, const json_t *corr_states);
     enum store_status (*request_reject)(struct store_backend *b, int64_t request_id,
                                         const char *error);
     enum store_status (*request_requeue)(struct store_backend *b, int64_t request_id);

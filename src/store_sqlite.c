@@ -1222,9 +1222,12 @@ out:
     return ret;
 }
 
+static enum store_status corr_put_db(sqlite3 *db, const char *key, const json_t *state,
+                                     int64_t now);
+
 static enum store_status sq_request_processed(struct store_backend *b, int64_t request_id,
                                               const struct store_event_in *events, size_t n,
-                                              int64_t *event_ids)
+                                              int64_t *event_ids, const json_t *corr_states)
 {
     sqlite3_stmt *ins_ev = NULL, *ins_dlv = NULL;
     char *source = NULL;
@@ -1258,6 +1261,14 @@ static enum store_status sq_request_processed(struct store_backend *b, int64_t r
             goto out;
         if (event_ids)
             event_ids[i] = eid;
+    }
+    const char *ckey;
+    json_t *cstate;
+    json_object_foreach((json_t *)corr_states, ckey, cstate)
+    {
+        ret = corr_put_db(b->db, ckey, cstate, now);
+        if (ret != STORE_OK)
+            goto out;
     }
     sqlite3_finalize(ins_ev);
     sqlite3_finalize(ins_dlv);
@@ -1506,7 +1517,7 @@ static enum store_status sq_deliveries_due(struct store_backend *b, int64_t now,
     /* Only a lane's head (its oldest unfinished delivery) may run: one key never has two
      * deliveries in flight and never runs out of order. */
     return dlv_list(b,
-                    DLV_SELECT "WHERE d.state IN ('pending','retry') AND d.next_at <= ?1 "
+                    DLV_SELECT "WHERE d.state IN ('pending','retry','unknown') AND d.next_at <= ?1 "
                     "AND d.id = (SELECT min(x.id) FROM deliveries x WHERE x.lane = d.lane "
                     "AND x.state IN ('pending','retry','inflight','unknown')) "
                     "ORDER BY d.id LIMIT ?2",
@@ -1602,9 +1613,6 @@ out:
     sqlite3_finalize(st);
     return rc;
 }
-
-static enum store_status corr_put_db(sqlite3 *db, const char *key, const json_t *state,
-                                     int64_t now);
 
 static enum store_status sq_delivery_change(struct store_backend *b, int64_t id,
                                             const struct store_delivery_change *c)

@@ -62,8 +62,24 @@ t_eq() {
     fi
 }
 
-# t_done : prints the closing line and exits non-zero on any failure or when nothing ran.
+# t_stop_all : stops everything started (SIGTERM, then waits) so sanitizers get to report.
+t_stop_all() {
+    for p in $T_PIDS; do kill "$p" 2>/dev/null || true; done
+    for p in $T_PIDS; do wait "$p" 2>/dev/null || true; done
+    T_PIDS=""
+}
+
+# t_done : stops what it started, fails on any sanitizer report in their logs, prints the
+# closing line and exits non-zero on any failure or when nothing ran.
 t_done() {
+    t_stop_all
+    for f in "$T_TMP"/*.err; do
+        [ -f "$f" ] || continue
+        if grep -q "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$f"; then
+            T_FAIL=$((T_FAIL + 1)); echo "FAIL - sanitizer report in $(basename "$f"):"
+            grep -A20 "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$f" | head -40
+        fi
+    done
     echo "$T_PASS passed, $T_FAIL failed"
     [ "$T_FAIL" -eq 0 ] && [ "$T_PASS" -gt 0 ]
     exit $?

@@ -1,0 +1,501 @@
+/* cmd_serve: `trackbridge serve` (the server: intake, pipeline, delivery, on one event loop,
+ * with signals, reload and systemd notification), `trackbridge replay` (re-run stored or
+ * dead-lettered work through the current rules) and `trackbridge explain` (a request's
+ * trace). Start-up order: config, rules, store, client, listeners; stop in reverse. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef TB_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "app.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "config.h"
+#include "delivery.h"
+#include "metrics.h"
+#include "pipeline.h"
+#include "regex.h"
+#include "rules.h"
+#include "server.h"
+#include "store.h"
+#include "trackplan/client.h"
+
+struct serve {
+    struct event_base *base;
+    char *config_path;
+    const char **sets;
+    size_t nsets;
+    struct tb_config *cfg;
+    rules_t *rules;
+    struct store *store;
+    struct tp_client *client;
+    srv_t *srv;
+    pipeline_t *pipe;
+    dlv_t *dlv;
+    struct event *sig_term, *sig_int, *sig_hup, *stop_timer, *watchdog;
+    int64_t stop_deadline;
+    int stopping;
+};
+
+static void serve_notify(const char *state)
+{
+#ifdef TB_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+/* Options shared by the subcommands here: -c FILE, --set k=v, -v. Returns the index of the
+ * first operand, or -1 on a usage error (message printed). */
+static int serve_opts(int argc, char **argv, struct serve *s, int *verbose, const char *usage)
+{
+    s->config_path = NULL;
+    s->sets = calloc((size_t)argc + 1, sizeof *s->sets);
+    if (!s->sets)
+        return -1;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            s->config_path = argv[++i];
+        } else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            s->sets[s->nsets++] = argv[++i];
+        } else if (strncmp(a, "--set=", 6) == 0) {
+            s->sets[s->nsets++] = a + 6;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            (*verbose)++;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            printf("%s", usage);
+            exit(0);
+        } else {
+            break;
+        }
+    }
+    if (!s->config_path)
+        s->config_path = (char *)CONFIG_DEFAULT_PATH;
+    return i;
+}
+
+static struct tb_config *serve_load_config(struct serve *s)
+{
+    yamlx_diags_t diags;
+    yamlx_diags_init(&diags);
+    struct tb_config *cfg = config_load(s->config_path, s->sets, s->nsets, &diags);
+    yamlx_diags_print(&diags, stderr);
+    yamlx_diags_free(&diags);
+    return cfg;
+}
+
+static rules_t *serve_load_rules(const struct tb_config *cfg)
+{
+    struct rules_opts ro = {
+        .path = cfg->rules,
+        .templates = cfg->templates,
+        .vars = cfg->vars,
+        .sources = cfg->sources,
+        .nsources = cfg->nsources,
+        .corr = {cfg->correlation.reopen_window_ms, cfg->correlation.min_interval_ms,
+                 cfg->correlation.flap_window_ms},
+        .template_output = cfg->limits.template_output,
+    };
+    yamlx_diags_t diags;
+    yamlx_diags_init(&diags);
+    rules_t *r = rules_load(&ro, &diags);
+    yamlx_diags_print(&diags, stderr);
+    yamlx_diags_free(&diags);
+    return r;
+}
+
+static void serve_limits(const struct tb_config *cfg)
+{
+    struct rx_limits lim = {cfg->limits.regex_match, cfg->limits.regex_depth,
+                            (uint32_t)(cfg->limits.regex_heap / 1024),
+                            cfg->limits.regex_jit_stack / 1024};
+    rx_set_limits(&lim);
+}
+
+static void serve_planned(void *arg)
+{
+    struct serve *s = arg;
+    if (s->dlv)
+        dlv_kick(s->dlv);
+}
+
+static void serve_stored(void *arg)
+{
+    struct serve *s = arg;
+    pipeline_kick(s->pipe);
+}
+
+static json_t *serve_explain(const char *id, void *arg)
+{
+    struct serve *s = arg;
+    return pipeline_explain(s->store, id);
+}
+
+static int serve_ready(void *arg)
+{
+    struct serve *s = arg;
+    return s->rules != NULL && !s->stopping;
+}
+
+static void serve_stop_check(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct serve *s = arg;
+    int idle = srv_inflight(s->srv) == 0 && dlv_inflight(s->dlv) == 0;
+    if (idle || util_mono_ms() >= s->stop_deadline) {
+        if (!idle)
+            log_warn("stopping with work in flight", "deadline", "10s");
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 50 * 1000};
+    evtimer_add(s->stop_timer, &tv);
+}
+
+static void serve_on_term(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct serve *s = arg;
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    serve_notify("STOPPING=1");
+    log_info("stopping", "signal", sig == SIGINT ? "INT" : "TERM");
+    srv_stop_listening(s->srv);
+    dlv_drain(s->dlv);
+    s->stop_deadline = util_mono_ms() + 10000;
+    serve_stop_check(-1, 0, s);
+}
+
+static void serve_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct serve *s = arg;
+    serve_notify("RELOADING=1");
+    log_info("reloading", "config", s->config_path);
+    struct tb_config *cfg = serve_load_config(s);
+    rules_t *rules = cfg ? serve_load_rules(cfg) : NULL;
+    char *err = NULL;
+    if (!cfg || !rules || srv_set_config(s->srv, cfg, &err) < 0) {
+        log_error("reload failed; keeping the running configuration", "error",
+                  err ? err : "configuration or rules invalid (see above)");
+        free(err);
+        rules_unref(rules);
+        config_free(cfg);
+        serve_notify("READY=1");
+        return;
+    }
+    pipeline_set(s->pipe, cfg, rules);
+    serve_limits(cfg);
+    rules_unref(s->rules);
+    s->rules = rules;
+    config_free(s->cfg);
+    s->cfg = cfg;
+    log_set_level(cfg->log.level);
+    log_info("reloaded", "rules", NULL);
+    serve_notify("READY=1");
+}
+
+static void serve_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    serve_notify("WATCHDOG=1");
+}
+
+void app_client_opts(const struct tb_config *cfg, struct tp_options *o)
+{
+    tp_options_init(o);
+    o->url = cfg->trackplan.url;
+    o->api_key = cfg->trackplan.api_key;
+    o->api_key_header = cfg->trackplan.api_key_header;
+    o->user = cfg->trackplan.user;
+    o->password = cfg->trackplan.password;
+    if (cfg->trackplan.connect_timeout_ms > 0)
+        o->connect_timeout_ms = (long)cfg->trackplan.connect_timeout_ms;
+    if (cfg->trackplan.timeout_ms > 0)
+        o->timeout_ms = (long)cfg->trackplan.timeout_ms;
+    o->retry.max_attempts = cfg->trackplan.retries_max + 1;
+    if (cfg->trackplan.retries_base_ms > 0)
+        o->retry.base_ms = cfg->trackplan.retries_base_ms;
+    if (cfg->trackplan.retries_cap_ms > 0)
+        o->retry.cap_ms = cfg->trackplan.retries_cap_ms;
+    o->ca_file = cfg->trackplan.ca_file;
+    o->insecure = cfg->trackplan.insecure;
+    if (cfg->delivery.concurrency > 0)
+        o->max_transfers = cfg->delivery.concurrency;
+}
+
+static void serve_cleanup(struct serve *s)
+{
+    if (s->sig_term)
+        event_free(s->sig_term);
+    if (s->sig_int)
+        event_free(s->sig_int);
+    if (s->sig_hup)
+        event_free(s->sig_hup);
+    if (s->stop_timer)
+        event_free(s->stop_timer);
+    if (s->watchdog)
+        event_free(s->watchdog);
+    srv_free(s->srv);
+    tp_client_free(s->client);
+    dlv_free(s->dlv);
+    pipeline_free(s->pipe);
+    store_close(s->store);
+    rules_unref(s->rules);
+    config_free(s->cfg);
+    if (s->base)
+        event_base_free(s->base);
+    free(s->sets);
+    metrics_reset();
+}
+
+static const char serve_usage[] =
+    "usage: trackbridge serve [-c FILE] [--set key.path=value]... [-v]\n"
+    "Runs the server: webhook intake, processing and delivery to TrackplanFM.\n"
+    "  -c, --config FILE   configuration (default " CONFIG_DEFAULT_PATH ")\n"
+    "  --set key=value     override a configuration key (repeatable)\n"
+    "  -v, --verbose       debug logging\n";
+
+int cmd_serve(int argc, char **argv)
+{
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    int verbose = 0;
+    int first = serve_opts(argc, argv, &s, &verbose, serve_usage);
+    if (first < 0 || first != argc) {
+        fprintf(stderr, "%s", serve_usage);
+        free(s.sets);
+        return 2;
+    }
+    int rc = 1;
+    char *err = NULL;
+    if (!(s.cfg = serve_load_config(&s)))
+        goto out;
+    log_init("trackbridge", s.cfg->log.json);
+    log_set_level(verbose ? LOG_LVL_DEBUG : s.cfg->log.level);
+    serve_limits(s.cfg);
+    if (!(s.rules = serve_load_rules(s.cfg)))
+        goto out;
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+    if (!(s.base = event_base_new()))
+        goto out;
+    s.store = store_open(s.cfg->store.path, NULL, s.base, &err);
+    if (!s.store) {
+        log_error("cannot open the store", "path", s.cfg->store.path, "error", err);
+        goto out;
+    }
+    struct tp_options o;
+    app_client_opts(s.cfg, &o);
+    if (!(s.client = tp_client_new(&o, s.base))) {
+        char e[256];
+        tp_options_check(&o, e, sizeof e);
+        log_error("cannot set up the TrackplanFM client", "error", e);
+        goto out;
+    }
+    if (!(s.pipe = pipeline_new(s.base, s.store, s.cfg, s.rules, serve_planned, &s)))
+        goto out;
+    struct dlv_opts dopt = {
+        .concurrency = s.cfg->delivery.concurrency,
+        .rate = s.cfg->delivery.rate,
+        .max_attempts = s.cfg->delivery.max_attempts,
+        .backoff_base_ms = s.cfg->delivery.backoff_base_ms,
+        .backoff_cap_ms = s.cfg->delivery.backoff_cap_ms,
+        .breaker_failures = s.cfg->delivery.breaker_failures,
+        .breaker_cooldown_ms = s.cfg->delivery.breaker_cooldown_ms,
+        .poll_ms = 500,
+    };
+    if (!(s.dlv = dlv_new(s.base, s.store, s.client, &dopt, pipeline_rebuild_plan, s.pipe)))
+        goto out;
+    struct srv_hooks hooks = {serve_stored, serve_explain, serve_ready, &s};
+    if (!(s.srv = srv_new(s.base, s.cfg, s.store, &hooks, &err))) {
+        log_error("cannot start the HTTP server", "error", err);
+        goto out;
+    }
+    s.sig_term = evsignal_new(s.base, SIGTERM, serve_on_term, &s);
+    s.sig_int = evsignal_new(s.base, SIGINT, serve_on_term, &s);
+    s.sig_hup = evsignal_new(s.base, SIGHUP, serve_on_hup, &s);
+    s.stop_timer = evtimer_new(s.base, serve_stop_check, &s);
+    if (!s.sig_term || !s.sig_int || !s.sig_hup || !s.stop_timer)
+        goto out;
+    event_add(s.sig_term, NULL);
+    event_add(s.sig_int, NULL);
+    event_add(s.sig_hup, NULL);
+#ifdef TB_HAVE_SYSTEMD
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+        s.watchdog = event_new(s.base, -1, EV_PERSIST, serve_on_watchdog, &s);
+        struct timeval tv = {(time_t)(wd_usec / 2 / 1000000),
+                             (suseconds_t)(wd_usec / 2 % 1000000)};
+        if (s.watchdog)
+            event_add(s.watchdog, &tv);
+    }
+#else
+    (void)serve_on_watchdog;
+#endif
+    printf("listening on %s\n", srv_url(s.srv));
+    fflush(stdout);
+    char nsrc[16];
+    snprintf(nsrc, sizeof nsrc, "%zu", s.cfg->nsources);
+    log_info("started", "listen", srv_url(s.srv), "sources", nsrc, "store", s.cfg->store.path,
+             "trackplan", s.cfg->trackplan.url);
+    serve_notify("READY=1");
+    event_base_dispatch(s.base);
+    log_info("stopped");
+    rc = 0;
+out:
+    free(err);
+    serve_cleanup(&s);
+    return rc;
+}
+
+static const char replay_usage[] =
+    "usage: trackbridge replay [-c FILE] [--set k=v]... (--id ID | --dead | --since TIME) "
+    "[--dry-run]\n"
+    "Re-runs stored requests (--id) or dead-lettered deliveries (--dead, --since) through the\n"
+    "current rules; a running server picks the requeued work up within seconds.\n";
+
+int cmd_replay(int argc, char **argv)
+{
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    int verbose = 0;
+    int i = serve_opts(argc, argv, &s, &verbose, replay_usage);
+    const char *id = NULL, *since = NULL;
+    int dead = 0, dry = 0;
+    for (; i >= 0 && i < argc; i++) {
+        if (strcmp(argv[i], "--id") == 0 && i + 1 < argc)
+            id = argv[++i];
+        else if (strcmp(argv[i], "--dead") == 0)
+            dead = 1;
+        else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc)
+            since = argv[++i];
+        else if (strcmp(argv[i], "--dry-run") == 0)
+            dry = 1;
+        else
+            i = -2;
+    }
+    if (i < 0 || (!!id + dead + !!since) != 1) {
+        fprintf(stderr, "%s", replay_usage);
+        free(s.sets);
+        return 2;
+    }
+    int rc = 1;
+    char *err = NULL;
+    int64_t since_ms = 0;
+    if (since && util_parse_iso8601(since, &since_ms) < 0) {
+        int64_t ago;
+        if (config_parse_duration(since, &ago) < 0) {
+            fprintf(stderr, "trackbridge replay: --since takes an ISO 8601 time or a duration "
+                            "(e.g. 2h)\n");
+            free(s.sets);
+            return 2;
+        }
+        since_ms = util_now_ms() - ago;
+    }
+    if (!(s.cfg = serve_load_config(&s)))
+        goto out;
+    if (!(s.store = store_open(s.cfg->store.path, NULL, NULL, &err))) {
+        fprintf(stderr, "trackbridge replay: %s: %s\n", s.cfg->store.path, err ? err : "");
+        goto out;
+    }
+    if (id) {
+        json_t *ex = pipeline_explain(s.store, id);
+        if (!ex) {
+            fprintf(stderr, "trackbridge replay: no request %s\n", id);
+            goto out;
+        }
+        int64_t num = json_integer_value(json_object_get(ex, "number"));
+        json_decref(ex);
+        if (dry) {
+            printf("would re-run request %s\n", id);
+            rc = 0;
+            goto out;
+        }
+        enum store_status st = store_request_requeue(s.store, num);
+        if (st != STORE_OK && st != STORE_CONFLICT) {
+            fprintf(stderr, "trackbridge replay: %s\n", store_status_str(st));
+            goto out;
+        }
+        printf("request %s queued again\n", id);
+        rc = 0;
+        goto out;
+    }
+    struct store_counters c;
+    if (dry) {
+        store_counters(s.store, util_now_ms(), &c);
+        printf("%lld dead letters in the store\n", (long long)c.deliveries_dead);
+        rc = 0;
+        goto out;
+    }
+    size_t count = 0;
+    enum store_status st = store_deliveries_requeue_dead(s.store, since_ms, util_now_ms(), &count);
+    if (st != STORE_OK) {
+        fprintf(stderr, "trackbridge replay: %s\n", store_status_str(st));
+        goto out;
+    }
+    printf("%zu dead letters queued again\n", count);
+    rc = 0;
+out:
+    free(err);
+    store_close(s.store);
+    config_free(s.cfg);
+    free(s.sets);
+    return rc;
+}
+
+static const char explain_usage[] =
+    "usage: trackbridge explain [-c FILE] [--set k=v]... ID\n"
+    "Prints the trace of a stored request (its id from the 202 answer, or its number):\n"
+    "events, rules matched, captures, key, and each API call with status and result.\n";
+
+int cmd_explain(int argc, char **argv)
+{
+    struct serve s;
+    memset(&s, 0, sizeof s);
+    int verbose = 0;
+    int i = serve_opts(argc, argv, &s, &verbose, explain_usage);
+    if (i < 0 || i + 1 != argc) {
+        fprintf(stderr, "%s", explain_usage);
+        free(s.sets);
+        return 2;
+    }
+    int rc = 1;
+    char *err = NULL;
+    if (!(s.cfg = serve_load_config(&s)))
+        goto out;
+    if (!(s.store = store_open(s.cfg->store.path, NULL, NULL, &err))) {
+        fprintf(stderr, "trackbridge explain: %s: %s\n", s.cfg->store.path, err ? err : "");
+        goto out;
+    }
+    json_t *ex = pipeline_explain(s.store, argv[i]);
+    if (!ex) {
+        fprintf(stderr, "trackbridge explain: no request %s\n", argv[i]);
+        goto out;
+    }
+    json_dumpf(ex, stdout, JSON_INDENT(2));
+    putchar('\n');
+    json_decref(ex);
+    rc = 0;
+out:
+    free(err);
+    store_close(s.store);
+    config_free(s.cfg);
+    free(s.sets);
+    return rc;
+}
