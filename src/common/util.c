@@ -216,7 +216,9 @@ int util_parse_http_date(const char *s, int64_t *ms_out)
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     char wd[4], mon[4], zone[4];
     int d, y, h, mi, sec;
-    if (!s || sscanf(s, "%3s %d %3s %d %d:%d:%d %3s", wd, &d, mon, &y, &h, &mi, &sec, zone) != 8)
+    /* "Sun, 06 Nov 1994 08:49:37 GMT": the weekday is letters only, so the comma matches. */
+    if (!s || sscanf(s, "%3[A-Za-z], %d %3s %d %d:%d:%d %3s", wd, &d, mon, &y, &h, &mi, &sec,
+                     zone) != 8)
         return -1;
     if (strcmp(zone, "GMT") != 0)
         return -1;

@@ -141,14 +141,19 @@ char *tp_op_path(const struct tp_op *op, const char *id)
     if (!id || !*id)
         return NULL;
     buf_t b;
+    int rc = 0;
     buf_init(&b, 0);
-    buf_append(&b, op->path, (size_t)(at - op->path));
+    rc |= buf_append(&b, op->path, (size_t)(at - op->path));
     for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
         if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~')
-            buf_putc(&b, (char)*p);
+            rc |= buf_putc(&b, (char)*p);
         else
-            buf_printf(&b, "%%%02X", *p);
+            rc |= buf_printf(&b, "%%%02X", *p);
     }
-    buf_puts(&b, at + 4);
+    rc |= buf_puts(&b, at + 4);
+    if (rc) { /* out of memory: never hand back a truncated path */
+        buf_free(&b);
+        return NULL;
+    }
     return buf_steal(&b);
 }

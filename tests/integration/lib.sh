@@ -20,7 +20,8 @@ trap t_cleanup EXIT
 # to $T_TMP/NAME.err, waits for "listening on http://..." and sets T_URL to that URL.
 t_start() {
     name=$1; shift
-    "$@" >"$T_TMP/$name.out" 2>"$T_TMP/$name.err" &
+    : >"$T_TMP/$name.out"   # a restart must not see the previous instance's line
+    "$@" >>"$T_TMP/$name.out" 2>>"$T_TMP/$name.err" &
     pid=$!
     T_PIDS="$T_PIDS $pid"
     eval "T_PID_$name=$pid"

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,8 @@ pid_t tu_spawn_listening(const char *prog, const char *const *argv, char url[128
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* The child dies with the test process, even when the test crashes. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
