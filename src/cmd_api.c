@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "config.h"
 #include "trackplan/api.h"
 #include "trackplan/client.h"
 
@@ -117,6 +118,48 @@ static char *api_keep(struct api_args *a, const char *s)
     if (c)
         a->owned[a->nowned++] = c;
     return c;
+}
+
+/* -c FILE and --set k=v: the TrackplanFM section of a configuration fills the options first,
+ * then the environment and the command line override it. The options are removed from argv
+ * (argc updated). Returns the loaded configuration (it owns the strings the options borrow;
+ * config_free it at the end), NULL when none was asked for; *bad is set when the file does
+ * not load (the problems printed as file:line:col). */
+static struct tb_config *api_config(int *argc, char **argv, struct tp_options *o, int *bad)
+{
+    const char *path = NULL;
+    const char **sets = calloc((size_t)*argc + 1, sizeof *sets);
+    size_t nsets = 0;
+    int out = 1;
+    *bad = 0;
+    if (!sets) {
+        *bad = 1;
+        return NULL;
+    }
+    for (int i = 1; i < *argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < *argc)
+            path = argv[++i];
+        else if (strcmp(argv[i], "--set") == 0 && i + 1 < *argc)
+            sets[nsets++] = argv[++i];
+        else
+            argv[out++] = argv[i];
+    }
+    argv[out] = NULL;
+    *argc = out;
+    struct tb_config *cfg = NULL;
+    if (path) {
+        yamlx_diags_t diags;
+        yamlx_diags_init(&diags);
+        cfg = config_load(path, sets, nsets, &diags);
+        yamlx_diags_print(&diags, stderr);
+        yamlx_diags_free(&diags);
+        if (cfg)
+            config_tp_options(cfg, o);
+        else
+            *bad = 1;
+    }
+    free(sets);
+    return cfg;
 }
 
 /* Fills the credentials from the environment; the command line may override them. */
@@ -385,7 +428,13 @@ int cmd_api(int argc, char **argv)
     json_t *body = NULL;
     struct tp_client *c = NULL;
     struct tp_result *res = NULL;
+    int bad = 0;
     tp_options_init(&a.opts);
+    struct tb_config *cfg = api_config(&argc, argv, &a.opts, &bad);
+    if (bad) {
+        rc = 1;
+        goto out;
+    }
     api_apply_env(&a.opts);
     if (api_parse(argc, argv, &a, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\nRun 'trackbridge api --help' for usage.\n", who, err);
@@ -502,6 +551,7 @@ out:
     tp_client_free(c);
     json_decref(body);
     api_args_free(&a);
+    config_free(cfg);
     return rc;
 }
 
@@ -579,7 +629,13 @@ int cmd_ping(int argc, char **argv)
     int rc = 2;
     struct tp_client *c = NULL;
     struct tp_result *res = NULL;
+    int bad = 0;
     tp_options_init(&a.opts);
+    struct tb_config *cfg = api_config(&argc, argv, &a.opts, &bad);
+    if (bad) {
+        rc = 1;
+        goto out;
+    }
     api_apply_env(&a.opts);
     if (api_parse(argc, argv, &a, err, sizeof err) < 0) {
         fprintf(stderr, "%s: %s\nRun 'trackbridge ping --help' for usage.\n", who, err);
@@ -632,5 +688,6 @@ out:
     tp_result_free(res);
     tp_client_free(c);
     api_args_free(&a);
+    config_free(cfg);
     return rc;
 }

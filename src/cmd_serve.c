@@ -216,29 +216,6 @@ static void serve_on_watchdog(evutil_socket_t fd, short what, void *arg)
     serve_notify("WATCHDOG=1");
 }
 
-void app_client_opts(const struct tb_config *cfg, struct tp_options *o)
-{
-    tp_options_init(o);
-    o->url = cfg->trackplan.url;
-    o->api_key = cfg->trackplan.api_key;
-    o->api_key_header = cfg->trackplan.api_key_header;
-    o->user = cfg->trackplan.user;
-    o->password = cfg->trackplan.password;
-    if (cfg->trackplan.connect_timeout_ms > 0)
-        o->connect_timeout_ms = (long)cfg->trackplan.connect_timeout_ms;
-    if (cfg->trackplan.timeout_ms > 0)
-        o->timeout_ms = (long)cfg->trackplan.timeout_ms;
-    o->retry.max_attempts = cfg->trackplan.retries_max + 1;
-    if (cfg->trackplan.retries_base_ms > 0)
-        o->retry.base_ms = cfg->trackplan.retries_base_ms;
-    if (cfg->trackplan.retries_cap_ms > 0)
-        o->retry.cap_ms = cfg->trackplan.retries_cap_ms;
-    o->ca_file = cfg->trackplan.ca_file;
-    o->insecure = cfg->trackplan.insecure;
-    if (cfg->delivery.concurrency > 0)
-        o->max_transfers = cfg->delivery.concurrency;
-}
-
 static void serve_cleanup(struct serve *s)
 {
     if (s->sig_term)
@@ -301,7 +278,8 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     struct tp_options o;
-    app_client_opts(s.cfg, &o);
+    tp_options_init(&o);
+    config_tp_options(s.cfg, &o);
     if (!(s.client = tp_client_new(&o, s.base))) {
         char e[256];
         tp_options_check(&o, e, sizeof e);

@@ -13,6 +13,13 @@ struct command {
 
 static const struct command commands[] = {
     /* name, entry point, one-line help: keep this list in the order of 'trackbridge --help' */
+    {"serve", cmd_serve, "run the server: webhook intake, processing, delivery"},
+    {"check", cmd_check, "validate the configuration, rules and templates"},
+    {"test", cmd_test, "dry-run payloads through adapters, rules and templates"},
+    {"api", cmd_api, "call the TrackplanFM API: an operation, or METHOD PATH"},
+    {"ping", cmd_ping, "check that TrackplanFM is reachable and accepts the credentials"},
+    {"replay", cmd_replay, "re-run stored requests or dead letters through the current rules"},
+    {"explain", cmd_explain, "show the trace of a stored request"},
     {"version", cmd_version, "print the version"},
 };
 
