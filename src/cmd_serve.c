@@ -39,7 +39,7 @@ struct serve {
     srv_t *srv;
     pipeline_t *pipe;
     dlv_t *dlv;
-    struct event *sig_term, *sig_int, *sig_hup, *stop_timer, *watchdog;
+    struct event *sig_term, *sig_int, *sig_hup, *stop_timer, *watchdog, *purge;
     int64_t stop_deadline;
     int stopping;
 };
@@ -216,6 +216,22 @@ static void serve_on_watchdog(evutil_socket_t fd, short what, void *arg)
     serve_notify("WATCHDOG=1");
 }
 
+/* Retention: settled events, deliveries and sent-mail ids past their retention go, a
+ * bounded number per run so the loop never stalls; dead letters are kept. */
+static void serve_on_purge(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct serve *s = arg;
+    struct store_purge_counts c = {0};
+    if (store_purge(s->store, util_now_ms(), 2000, &c) == STORE_OK && c.events + c.deliveries) {
+        char ev[24], dl[24];
+        snprintf(ev, sizeof ev, "%zu", c.events);
+        snprintf(dl, sizeof dl, "%zu", c.deliveries);
+        log_info("purged settled work past retention", "events", ev, "deliveries", dl);
+    }
+}
+
 static void serve_cleanup(struct serve *s)
 {
     if (s->sig_term)
@@ -228,6 +244,8 @@ static void serve_cleanup(struct serve *s)
         event_free(s->stop_timer);
     if (s->watchdog)
         event_free(s->watchdog);
+    if (s->purge)
+        event_free(s->purge);
     srv_free(s->srv);
     tp_client_free(s->client);
     dlv_free(s->dlv);
@@ -297,6 +315,8 @@ int cmd_serve(int argc, char **argv)
         .breaker_failures = s.cfg->delivery.breaker_failures,
         .breaker_cooldown_ms = s.cfg->delivery.breaker_cooldown_ms,
         .poll_ms = 500,
+        .lookup_ttl_ms = s.cfg->lookups.ttl_ms,
+        .lookup_max = s.cfg->lookups.max_entries,
     };
     if (!(s.dlv = dlv_new(s.base, s.store, s.client, &dopt, pipeline_rebuild_plan, s.pipe)))
         goto out;
@@ -314,6 +334,10 @@ int cmd_serve(int argc, char **argv)
     event_add(s.sig_term, NULL);
     event_add(s.sig_int, NULL);
     event_add(s.sig_hup, NULL);
+    if ((s.purge = event_new(s.base, -1, EV_PERSIST, serve_on_purge, &s))) {
+        struct timeval every = {300, 0};
+        event_add(s.purge, &every);
+    }
 #ifdef TB_HAVE_SYSTEMD
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
@@ -327,6 +351,8 @@ int cmd_serve(int argc, char **argv)
     (void)serve_on_watchdog;
 #endif
     printf("listening on %s\n", srv_url(s.srv));
+    if (srv_tls_url(s.srv)[0])
+        printf("listening on %s\n", srv_tls_url(s.srv));
     fflush(stdout);
     char nsrc[16];
     snprintf(nsrc, sizeof nsrc, "%zu", s.cfg->nsources);

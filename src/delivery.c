@@ -26,6 +26,7 @@ struct dlv {
     rl_bucket_t bucket;
     size_t inflight;
     int draining;
+    json_t *cache;            /* look-up answers: "GET path?query" → {"exp": ms, "v": body} */
     int failures;             /* consecutive temporary failures (breaker) */
     int64_t breaker_until;    /* ms (monotonic); 0 when closed */
 };
@@ -39,6 +40,7 @@ struct dlv_job {
     json_t *req;              /* the rendered request */
     char ref[32];             /* [tb:N] marker of a create */
     int searching;            /* the in-flight call is the unknown-outcome search */
+    char *cache_key;          /* set when the call is a cacheable look-up */
     int64_t t0;
 };
 
@@ -88,7 +90,55 @@ static void dlv_job_free(struct dlv_job *j)
     json_decref(j->results);
     json_decref(j->corr);
     json_decref(j->req);
+    free(j->cache_key);
     free(j);
+}
+
+/* The cache key of a look-up request: path and query, query keys in order. */
+static char *dlv_cache_key(json_t *req)
+{
+    json_t *q = json_object_get(req, "query");
+    char *qs = q ? json_dumps(q, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    char *k = util_asprintf("%s?%s", json_string_value(json_object_get(req, "path")),
+                            qs ? qs : "");
+    free(qs);
+    return k;
+}
+
+/* A fresh cached answer for key (borrowed), or NULL. */
+static json_t *dlv_cache_get(dlv_t *d, const char *key)
+{
+    json_t *e = json_object_get(d->cache, key);
+    if (!e)
+        return NULL;
+    if (json_integer_value(json_object_get(e, "exp")) < util_mono_ms()) {
+        json_object_del(d->cache, key);
+        return NULL;
+    }
+    return json_object_get(e, "v");
+}
+
+static void dlv_cache_put(dlv_t *d, const char *key, json_t *value)
+{
+    if (d->o.lookup_ttl_ms <= 0 || d->o.lookup_max == 0 || !value)
+        return;
+    if (json_object_size(d->cache) >= d->o.lookup_max) {
+        /* Drop what has expired; when everything is fresh, start over (bounded memory). */
+        const char *k;
+        json_t *e, *tmp;
+        int64_t now = util_mono_ms();
+        json_object_foreach_safe(d->cache, tmp, k, e)
+        {
+            if (json_integer_value(json_object_get(e, "exp")) < now)
+                json_object_del(d->cache, k);
+        }
+        if (json_object_size(d->cache) >= d->o.lookup_max)
+            json_object_clear(d->cache);
+    }
+    json_object_set_new(d->cache, key,
+                        json_pack("{s:I, s:O}", "exp",
+                                  (json_int_t)(util_mono_ms() + d->o.lookup_ttl_ms), "v",
+                                  value));
 }
 
 static void dlv_finish(struct dlv_job *j)
@@ -217,6 +267,8 @@ static void dlv_call_done(struct tp_result *res, void *arg)
     switch (res->outcome) {
     case TP_OK: {
         json_t *v = dlv_result_value(res);
+        if (j->cache_key)
+            dlv_cache_put(j->d, j->cache_key, v);
         dlv_apply_and_done(j, (int)res->status, v);
         json_decref(v);
         break;
@@ -413,6 +465,19 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
         json_decref(q);
         goto finish;
     }
+    const char *method = json_string_value(json_object_get(j->req, "method"));
+    if (method && strcmp(method, "GET") == 0 && d->o.lookup_ttl_ms > 0) {
+        j->cache_key = dlv_cache_key(j->req);
+        json_t *hit = j->cache_key ? dlv_cache_get(d, j->cache_key) : NULL;
+        if (hit) {
+            metrics_add("trackbridge_lookup_cache_total", "result=\"hit\"", 1);
+            json_t *v = json_incref(hit);
+            dlv_apply_and_done(j, 200, v);
+            json_decref(v);
+            goto finish;
+        }
+        metrics_add("trackbridge_lookup_cache_total", "result=\"miss\"", 1);
+    }
     int mi = op ? dlv_marked_index(op) : -1;
     if (mi >= 0)
         dlv_mark(j, mi);
@@ -491,7 +556,11 @@ dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *clie
     if (d->o.rate > 0)
         rl_init(&d->bucket, d->o.rate, d->o.rate < 1 ? 1 : d->o.rate);
     d->timer = evtimer_new(base, dlv_scan, d);
-    if (!d->timer) {
+    d->cache = json_object();
+    if (!d->timer || !d->cache) {
+        if (d->timer)
+            event_free(d->timer);
+        json_decref(d->cache);
         free(d);
         return NULL;
     }
@@ -499,6 +568,8 @@ dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *clie
                     "Delivery attempts by operation and outcome (done, retry, unknown, dead).");
     metrics_declare("trackbridge_retries_total", "counter", "Deliveries scheduled for retry.");
     metrics_declare("trackbridge_dead_letters_total", "counter", "Deliveries dead-lettered.");
+    metrics_declare("trackbridge_lookup_cache_total", "counter",
+                    "Look-ups answered from the cache (hit) or by TrackplanFM (miss).");
     metrics_declare("trackbridge_api_seconds", "histogram",
                     "TrackplanFM call latency by operation, retries included.");
     dlv_schedule(d, 0);
@@ -525,5 +596,6 @@ void dlv_free(dlv_t *d)
         return;
     if (d->timer)
         event_free(d->timer);
+    json_decref(d->cache);
     free(d);
 }

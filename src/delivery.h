@@ -23,6 +23,8 @@ struct dlv_opts {
     int breaker_failures;       /* consecutive temporary failures that open the breaker; 0 off */
     int64_t breaker_cooldown_ms;
     int64_t poll_ms;            /* how often due deliveries are looked for without a kick */
+    int64_t lookup_ttl_ms;      /* look-up (GET) answers are reused this long; 0 = never */
+    size_t lookup_max;          /* cached look-up answers at most */
 };
 
 /* Rebuilds a stored plan (borrowed JSON) with the current rules; new plan or NULL + *err. */

@@ -524,6 +524,7 @@ int srv_set_config(srv_t *s, const struct tb_config *cfg, char **err)
 void srv_stop_listening(srv_t *s) { hs_stop_listening(s->http); }
 size_t srv_inflight(const srv_t *s) { return s->inflight; }
 const char *srv_url(const srv_t *s) { return hs_url(s->http); }
+const char *srv_tls_url(const srv_t *s) { return hs_tls_url(s->http); }
 
 void srv_free(srv_t *s)
 {

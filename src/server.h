@@ -40,6 +40,8 @@ void srv_stop_listening(srv_t *s);
 size_t srv_inflight(const srv_t *s);
 /* The URL of the plain listener with its real port. */
 const char *srv_url(const srv_t *s);
+/* The URL of the TLS listener, or "" when there is none. */
+const char *srv_tls_url(const srv_t *s);
 void srv_free(srv_t *s);
 
 #endif
