@@ -1507,14 +1507,22 @@ plan_t *plan_from_json(json_t *js, const struct plan_resolver *r, char **err)
     json_t *event = NULL, *captures = NULL, *steps = NULL;
     json_error_t je;
     je.text[0] = '\0';
-    if (json_unpack_ex(js, &je, 0,
+    /* Optional strings are written as null when absent: drop those before unpacking. */
+    json_t *view = json_is_object(js) ? json_copy(js) : json_incref(js);
+    static const char *const nullable[] = {"key", "status", "note"};
+    for (size_t k = 0; json_is_object(view) && k < 3; k++)
+        if (json_is_null(json_object_get(view, nullable[k])))
+            json_object_del(view, nullable[k]);
+    int bad = json_unpack_ex(view, &je, 0,
                        "{s:I, s:s, s:s, s?s, s?s, s:b, s:b, s:b, s:o, s:o, s:o, s:I, s:I, s?s}",
                        "version", &version, "rule", &rule, "phase", &phase, "key", &key,
                        "status", &status,
                        "correlated", &correlated, "deferred", &deferred, "ignored", &ignored,
                        "event", &event, "captures", &captures, "steps", &steps, "not_before",
-                       &not_before, "gen", &gen, "note", &note) < 0 ||
-        version != 1 || !json_is_array(steps)) {
+                       &not_before, "gen", &gen, "note", &note) < 0;
+    /* The strings unpacked stay valid: js holds the same values the view refers to. */
+    json_decref(view);
+    if (bad || version != 1 || !json_is_array(steps)) {
         *err = util_asprintf("not a plan: %s", je.text[0] ? je.text : "unknown version");
         goto fail;
     }

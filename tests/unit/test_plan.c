@@ -397,6 +397,28 @@ Test(plan, a_plan_survives_serialisation_and_recompiles_a_changed_step)
     yamlx_free(doc);
 }
 
+Test(plan, a_plan_without_key_status_or_note_survives_serialisation)
+{
+    yamlx_doc_t *doc;
+    struct plan_steps st = compile("- op: create_job\n  body: {jobDetails: \"{{title}}\"}\n", &doc);
+    json_t *ev = json_pack("{s:s}", "title", "Boiler");
+    plan_t *p = make_plan(&st, ev, NULL);
+    json_t *js = plan_to_json(p);
+    struct plan_resolver r = {find_in, &st, NULL, NULL, NULL, NULL};
+    char *err = NULL;
+    plan_t *back = plan_from_json(js, &r, &err);
+    cr_assert_not_null(back, "%s", err ? err : "");
+    cr_expect_null(plan_key(back));
+    cr_expect_null(plan_note(back));
+    free(err);
+    plan_free(back);
+    json_decref(js);
+    plan_free(p);
+    json_decref(ev);
+    plan_steps_clear(&st);
+    yamlx_free(doc);
+}
+
 Test(plan, not_a_plan_is_refused_when_deserialising)
 {
     json_t *js = json_pack("{s:i}", "version", 9);
