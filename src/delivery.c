@@ -481,8 +481,6 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
     int mi = op ? dlv_marked_index(op) : -1;
     if (mi >= 0)
         dlv_mark(j, mi);
-    if (d->o.rate > 0)
-        rl_take(&d->bucket, util_mono_ms(), 1);
     if (mi >= 0 && j->row.state == STORE_DLV_UNKNOWN)
         dlv_search(j, mi);
     else if (mi >= 0 && j->row.last_error && strncmp(j->row.last_error, "unknown:", 8) == 0)
@@ -512,25 +510,28 @@ static void dlv_scan(evutil_socket_t fd, short what, void *arg)
     size_t room = d->o.concurrency > 0 && (size_t)d->o.concurrency > d->inflight
                       ? (size_t)d->o.concurrency - d->inflight
                       : 0;
-    if (d->o.rate > 0 && !rl_take(&d->bucket, mono, 0)) {
-        dlv_schedule(d, 50);
-        return;
-    }
+    int64_t next = d->o.poll_ms > 0 ? d->o.poll_ms : 500;
     if (room > 0) {
         struct store_delivery_row *rows = NULL;
         size_t n = 0;
         if (store_deliveries_due(d->store, util_now_ms(), room, &rows, &n) == STORE_OK) {
             for (size_t i = 0; i < n; i++) {
-                if (store_delivery_inflight(d->store, rows[i].id) != STORE_OK) {
-                    continue;
+                /* The global rate limit: a delivery not started now stays due. */
+                if (d->o.rate > 0 && !rl_take(&d->bucket, util_mono_ms(), 1)) {
+                    long wait_s = rl_retry_after_s(&d->bucket, util_mono_ms());
+                    int64_t per = (int64_t)(1000.0 / d->o.rate);
+                    next = per > 0 && per < wait_s * 1000 ? per : wait_s * 1000;
+                    break;
                 }
+                if (store_delivery_inflight(d->store, rows[i].id) != STORE_OK)
+                    continue;
                 rows[i].attempts++;
                 dlv_start(d, &rows[i]);
             }
             store_delivery_rows_free(rows, n);
         }
     }
-    dlv_schedule(d, d->o.poll_ms > 0 ? d->o.poll_ms : 500);
+    dlv_schedule(d, next);
 }
 
 dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *client,
