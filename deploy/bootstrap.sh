@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates curl
 libevent-dev libcurl4-openssl-dev libjansson-dev libpcre2-dev libsqlite3-dev sqlite3
 libyaml-dev libgmime-3.0-dev libesmtp-dev libssl-dev libsystemd-dev libcriterion-dev
-python3 python3-aiosmtpd openssl dovecot-imapd wrk nginx-light"
+python3 python3-aiosmtpd openssl prometheus-alertmanager swaks dovecot-imapd wrk nginx-light"
 
 missing=""
 for p in $PKGS; do
@@ -23,7 +23,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing
     # Services pulled in by packages are started by the tests themselves, never at boot.
-    for s in dovecot nginx; do
+    for s in dovecot nginx prometheus-alertmanager; do
         systemctl disable --now "$s" >/dev/null 2>&1 || true
         service "$s" stop >/dev/null 2>&1 || true
     done
