@@ -110,17 +110,10 @@ static void srv_count(const char *source, int status)
 static void srv_problem(struct evhttp_request *req, const char *source, int status,
                         const char *detail)
 {
+    char code[8];
+    snprintf(code, sizeof code, "%d", status);
     srv_count(source, status);
-    log_info("request refused", "source", source, "status", status == 400   ? "400"
-                                                          : status == 401   ? "401"
-                                                          : status == 403   ? "403"
-                                                          : status == 404   ? "404"
-                                                          : status == 405   ? "405"
-                                                          : status == 413   ? "413"
-                                                          : status == 415   ? "415"
-                                                          : status == 429   ? "429"
-                                                                            : "503",
-             "detail", detail);
+    log_info("request refused", "source", source, "status", code, "detail", detail);
     hs_reply_problem(req, status, detail, NULL);
 }
 
