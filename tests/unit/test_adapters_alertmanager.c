@@ -1,60 +1,13 @@
 /* Unit tests for the alertmanager adapter over realistic webhook payloads
  * (tests/golden/payloads/alertmanager/): firing, resolved, several alerts, missing optional
  * fields, odd casing, and rejected bodies. */
-#include <criterion/criterion.h>
-#include <jansson.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "adapters/adapter.h"
-#include "common/util.h"
-#include "jpath.h"
-#include "testutil.h"
-
-#define RECEIVED "2025-04-08T12:00:00.000Z"
-
-static char *payload(const char *name, size_t *len)
-{
-    char *path = util_asprintf("%s/tests/golden/payloads/alertmanager/%s",
-                               tu_env("TB_SRC", "."), name);
-    char *body = util_read_file(path, 1 << 20, len);
-    cr_assert_not_null(body, "cannot read %s", path);
-    free(path);
-    return body;
-}
-
-static json_t *run_file(const char *name, const char *options)
-{
-    size_t len;
-    char *body = payload(name, &len);
-    json_t *o = options ? json_loads(options, 0, NULL) : NULL;
-    struct adapter_input in = {body, len, "application/json", NULL, NULL, "prom", RECEIVED, o};
-    json_t *events = NULL;
-    char *err = NULL;
-    enum adapter_result r = adapter_run("alertmanager", &in, NULL, &events, &err);
-    cr_assert_eq(r, ADAPTER_OK, "%s: %s", name, err ? err : "");
-    cr_assert(json_is_array(events));
-    free(body);
-    json_decref(o);
-    return events;
-}
-
-/* String at path in v; fails the test when absent or not a string. */
-static const char *str(json_t *v, const char *path)
-{
-    jpath_t *p = jpath_compile(path, NULL, 0, NULL);
-    cr_assert_not_null(p, "%s", path);
-    json_t *s = jpath_first(p, v);
-    jpath_free(p);
-    cr_assert(json_is_string(s), "%s is not a string", path);
-    return json_string_value(s);
-}
-
-#define assert_field(ev, path, expect) cr_assert_str_eq(str(ev, path), expect, "%s", path)
+/* Every event of these tests comes from the source "prom". */
+#define ADAPTER_TEST_SOURCE "prom"
+#include "adapter_testutil.h"
 
 Test(alertmanager, a_firing_alert_becomes_one_event_with_normalised_fields)
 {
-    json_t *events = run_file("firing.json", NULL);
+    json_t *events = run_file("alertmanager", "firing.json", NULL);
     cr_assert_eq(json_array_size(events), 1);
     json_t *ev = json_array_get(events, 0);
     assert_field(ev, "source", "prom");
@@ -88,8 +41,8 @@ Test(alertmanager, a_firing_alert_becomes_one_event_with_normalised_fields)
 
 Test(alertmanager, the_resolve_keeps_the_key_and_takes_its_time_from_endsAt)
 {
-    json_t *f = run_file("firing.json", NULL);
-    json_t *events = run_file("resolved.json", NULL);
+    json_t *f = run_file("alertmanager", "firing.json", NULL);
+    json_t *events = run_file("alertmanager", "resolved.json", NULL);
     json_t *ev = json_array_get(events, 0);
     assert_field(ev, "status", "resolved");
     cr_assert_str_eq(str(ev, "key"), str(json_array_get(f, 0), "key"));
@@ -101,7 +54,7 @@ Test(alertmanager, the_resolve_keeps_the_key_and_takes_its_time_from_endsAt)
 
 Test(alertmanager, each_alert_of_a_group_is_its_own_event_in_order)
 {
-    json_t *events = run_file("multi.json", "{\"site_label\":\"building\"}");
+    json_t *events = run_file("alertmanager", "multi.json", "{\"site_label\":\"building\"}");
     cr_assert_eq(json_array_size(events), 3);
     json_t *a = json_array_get(events, 0), *b = json_array_get(events, 1);
     json_t *c = json_array_get(events, 2);
@@ -133,8 +86,8 @@ Test(alertmanager, each_alert_of_a_group_is_its_own_event_in_order)
 
 Test(alertmanager, the_label_hash_key_is_stable_across_repeats)
 {
-    json_t *a = run_file("minimal.json", NULL);
-    json_t *b = run_file("minimal.json", NULL);
+    json_t *a = run_file("alertmanager", "minimal.json", NULL);
+    json_t *b = run_file("alertmanager", "minimal.json", NULL);
     cr_assert_str_eq(str(json_array_get(a, 0), "key"), str(json_array_get(b, 0), "key"));
     json_decref(a);
     json_decref(b);
@@ -142,7 +95,7 @@ Test(alertmanager, the_label_hash_key_is_stable_across_repeats)
 
 Test(alertmanager, missing_optional_fields_become_empty_strings_and_defaults)
 {
-    json_t *events = run_file("minimal.json", NULL);
+    json_t *events = run_file("alertmanager", "minimal.json", NULL);
     json_t *ev = json_array_get(events, 0);
     assert_field(ev, "status", "firing");
     assert_field(ev, "title", "DiskFull");
@@ -159,7 +112,8 @@ Test(alertmanager, missing_optional_fields_become_empty_strings_and_defaults)
 
 Test(alertmanager, member_names_in_another_case_are_still_found)
 {
-    json_t *events = run_file("odd_casing.json", "{\"site_label\":\"campus\"}");
+    json_t *events =
+        run_file("alertmanager", "odd_casing.json", "{\"site_label\":\"campus\"}");
     cr_assert_eq(json_array_size(events), 1);
     json_t *ev = json_array_get(events, 0);
     assert_field(ev, "status", "resolved");
@@ -170,17 +124,6 @@ Test(alertmanager, member_names_in_another_case_are_still_found)
     assert_field(ev, "time", "2025-04-07T23:30:00.000Z");
     assert_field(ev, "url", "http://prom.example.com/graph");
     json_decref(events);
-}
-
-static char *reject_body(const char *body)
-{
-    struct adapter_input in = {body, strlen(body), "application/json", NULL, NULL, "prom",
-                               RECEIVED, NULL};
-    json_t *events = NULL;
-    char *err = NULL;
-    cr_assert_eq(adapter_run("alertmanager", &in, NULL, &events, &err), ADAPTER_REJECT);
-    cr_assert_null(events);
-    return err;
 }
 
 Test(alertmanager, bodies_that_are_not_webhook_payloads_are_rejected_with_the_reason)
@@ -194,7 +137,7 @@ Test(alertmanager, bodies_that_are_not_webhook_payloads_are_rejected_with_the_re
         {"{\"alerts\":[", "line 1, column"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *err = reject_body(cases[i][0]);
+        char *err = reject_body("alertmanager", cases[i][0], "application/json", NULL);
         cr_assert(err && strstr(err, cases[i][1]), "%s: '%s'", cases[i][0], err ? err : "");
         free(err);
     }
