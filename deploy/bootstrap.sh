@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential cmake pkg-config git ca-certificates curl
 libevent-dev libcurl4-openssl-dev libjansson-dev libpcre2-dev libsqlite3-dev sqlite3
 libyaml-dev libgmime-3.0-dev libesmtp-dev libssl-dev libsystemd-dev libcriterion-dev
-python3 python3-aiosmtpd openssl prometheus-alertmanager swaks dovecot-imapd wrk nginx-light"
+python3 python3-aiosmtpd openssl prometheus-alertmanager swaks dpkg-dev systemd man-db groff-base dovecot-imapd wrk nginx-light"
 
 missing=""
 for p in $PKGS; do

@@ -19,6 +19,8 @@
 #include "common/util.h"
 #include "config.h"
 #include "delivery.h"
+#include "mail/imap.h"
+#include "mail/send.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "regex.h"
@@ -39,6 +41,9 @@ struct serve {
     srv_t *srv;
     pipeline_t *pipe;
     dlv_t *dlv;
+    struct mail_sender *mailer;          /* NULL without smtp.host */
+    struct mail_imap_poller **pollers;   /* one per email source with options.imap */
+    size_t npollers;
     struct event *sig_term, *sig_int, *sig_hup, *stop_timer, *watchdog, *purge;
     int64_t stop_deadline;
     int stopping;
@@ -127,6 +132,59 @@ static void serve_planned(void *arg)
     struct serve *s = arg;
     if (s->dlv)
         dlv_kick(s->dlv);
+    if (s->mailer)
+        mail_sender_kick(s->mailer);
+}
+
+static void serve_mail_stored(int64_t request_id, void *arg)
+{
+    (void)request_id;
+    struct serve *s = arg;
+    pipeline_kick(s->pipe);
+}
+
+/* The outbound mailer (when smtp.host is set) and an IMAP poller per email source that has
+ * options.imap. Returns 0, or -1 with the reason logged. */
+static int serve_mail_start(struct serve *s)
+{
+    struct mail_sender_opts mo;
+    char *err = NULL;
+    if (mail_sender_opts_from_config(s->cfg, &mo) == 0) {
+        if (!(s->mailer = mail_sender_new(s->base, s->store, &mo, &err))) {
+            log_error("cannot start the mail sender", "error", err);
+            free(err);
+            return -1;
+        }
+    }
+    s->pollers = calloc(s->cfg->nsources ? s->cfg->nsources : 1, sizeof *s->pollers);
+    if (!s->pollers)
+        return -1;
+    for (size_t i = 0; i < s->cfg->nsources; i++) {
+        const struct tb_source *src = &s->cfg->sources[i];
+        const json_t *imap = mail_imap_options_of(src->options);
+        if (strcmp(src->adapter, "email") != 0 || !imap)
+            continue;
+        struct mail_imap_poller *p =
+            mail_imap_poller_new(s->base, s->store, src->name, imap, serve_mail_stored, s, &err);
+        if (!p) {
+            log_error("cannot start the IMAP poller", "source", src->name, "error", err);
+            free(err);
+            return -1;
+        }
+        s->pollers[s->npollers++] = p;
+    }
+    return 0;
+}
+
+static void serve_mail_stop(struct serve *s)
+{
+    for (size_t i = 0; i < s->npollers; i++)
+        mail_imap_poller_free(s->pollers[i]);
+    free(s->pollers);
+    s->pollers = NULL;
+    s->npollers = 0;
+    mail_sender_free(s->mailer);
+    s->mailer = NULL;
 }
 
 static void serve_stored(void *arg)
@@ -247,6 +305,7 @@ static void serve_cleanup(struct serve *s)
     if (s->purge)
         event_free(s->purge);
     srv_free(s->srv);
+    serve_mail_stop(s);
     tp_client_free(s->client);
     dlv_free(s->dlv);
     pipeline_free(s->pipe);
@@ -317,8 +376,11 @@ int cmd_serve(int argc, char **argv)
         .poll_ms = 500,
         .lookup_ttl_ms = s.cfg->lookups.ttl_ms,
         .lookup_max = s.cfg->lookups.max_entries,
+        .mail_from = s.cfg->smtp.from,
     };
     if (!(s.dlv = dlv_new(s.base, s.store, s.client, &dopt, pipeline_rebuild_plan, s.pipe)))
+        goto out;
+    if (serve_mail_start(&s) < 0)
         goto out;
     struct srv_hooks hooks = {serve_stored, serve_explain, serve_ready, &s};
     if (!(s.srv = srv_new(s.base, s.cfg, s.store, &hooks, &err))) {

@@ -11,6 +11,8 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "mail/ref.h"
+#include "mail/send.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "trackplan/filter.h"
@@ -454,9 +456,39 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
         goto finish;
     }
     const char *op = json_string_value(json_object_get(j->req, "op"));
+    if (op && strcmp(op, "send_mail") == 0 && !d->o.mail_from) {
+        /* No smtp block: mail is not part of this installation; the step is a no-op. */
+        log_info("send_mail skipped: no smtp configured", "key", j->row.corr_key);
+        json_t *q = json_pack("{s:b, s:s}", "queued", 0, "reason", "no smtp configured");
+        dlv_apply_and_done(j, 0, q);
+        json_decref(q);
+        goto finish;
+    }
     if (op && strcmp(op, "send_mail") == 0) {
         json_t *msg = json_object_get(j->req, "body");
-        if (store_outbox_add(d->store, msg, NULL, 0, NULL) != STORE_OK) {
+        /* The ticket named in our subject ([JR-1042], [Job 4711]) goes into our Message-ID, so
+         * a reply finds its ticket even when its subject was rewritten. */
+        struct mail_ref ref;
+        const char *subject = json_string_value(json_object_get(msg, "subject"));
+        if (json_is_object(msg) && !json_object_get(msg, "ref") && subject &&
+            mail_ref_match_subject(mail_ref_set_default(), subject, &ref) == 1)
+            json_object_set_new(msg, "ref", json_pack("{s:s, s:s}", "kind",
+                                                      mail_ref_kind_name(ref.kind), "number",
+                                                      ref.number));
+        if (j->row.corr_key && json_is_object(msg))
+            json_object_set_new(msg, "corr_key", json_string(j->row.corr_key));
+        /* RFC 3834: a mail that answers a person's mail is auto-replied, others generated. */
+        if (json_is_object(msg) && !json_object_get(msg, "auto"))
+            json_object_set_new(msg, "auto",
+                                json_string(json_object_get(msg, "in_reply_to")
+                                                ? "auto-replied"
+                                                : "auto-generated"));
+        enum store_status st = mail_send_enqueue(d->store, msg, d->o.mail_from, 0, NULL, &err);
+        if (st == STORE_INVALID) {
+            dlv_dead(j, 0, err ? err : "the mail cannot be built");
+            goto finish;
+        }
+        if (st != STORE_OK) {
             dlv_later(j, 0, 1000, "the outbox is unavailable", 0);
             goto finish;
         }

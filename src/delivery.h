@@ -25,6 +25,7 @@ struct dlv_opts {
     int64_t poll_ms;            /* how often due deliveries are looked for without a kick */
     int64_t lookup_ttl_ms;      /* look-up (GET) answers are reused this long; 0 = never */
     size_t lookup_max;          /* cached look-up answers at most */
+    const char *mail_from;      /* smtp.from for send_mail (borrowed); NULL: no outbound mail */
 };
 
 /* Rebuilds a stored plan (borrowed JSON) with the current rules; new plan or NULL + *err. */

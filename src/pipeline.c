@@ -120,15 +120,14 @@ static int pipeline_one(pipeline_t *p, struct store_request_row *row)
             free(plans);
             goto out;
         }
-        plan_t **grown = realloc(all_plans, (nall + np) * sizeof *grown);
-        if (!grown && np) {
+        plan_t **grown = np ? realloc(all_plans, (nall + np) * sizeof *grown) : all_plans;
+        if (np && !grown) {
             for (size_t k = 0; k < np; k++)
                 plan_free(plans[k]);
             free(plans);
             goto out;
         }
-        if (np)
-            all_plans = grown;
+        all_plans = grown;
         for (size_t k = 0; k < np; k++)
             all_plans[nall++] = plans[k];
         const char *status = json_string_value(json_object_get(ev, "status"));

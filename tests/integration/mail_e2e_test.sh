@@ -1,0 +1,90 @@
+#!/bin/bash
+# Helpdesk mail end to end with real parts: swaks delivers a mail over SMTP to a sink that
+# pipes it into `trackbridge mail` (as Postfix's pipe transport would); trackbridge raises a
+# job request in trackplan-sim and acknowledges it through a real SMTP server; a reply to the
+# acknowledgement threads back to the same request; an out-of-office answer to it is
+# recorded but neither raises a request nor gets an answer.
+. "$(dirname "$0")/lib.sh"
+
+for tool in swaks /usr/bin/python3; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "FAIL - $tool is not installed (deploy/bootstrap.sh installs it)"; echo "0 passed, 1 failed"; exit 1
+    fi
+done
+export TRACKBRIDGE_TOKEN=mail-hook-token-3e TRACKPLAN_API_KEY=mail-sim-key
+t_sim --api-key "$TRACKPLAN_API_KEY" --seed "$TB_SRC/deploy/sim-seed.json"
+
+start_sink() { # NAME DIR [ARGS...] -> sets SINK_PORT
+    name=$1 dir=$2; shift 2
+    mkdir -p "$dir"
+    /usr/bin/python3 "$TB_SRC/tests/integration/smtp_sink.py" --dir "$dir" "$@" \
+        >"$T_TMP/$name.out" 2>"$T_TMP/$name.log" &
+    T_PIDS="$T_PIDS $!"
+    for _ in $(seq 100); do
+        SINK_PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T_TMP/$name.out")
+        [ -n "$SINK_PORT" ] && return 0
+        sleep 0.1
+    done
+    echo "FAIL - $name did not start"; cat "$T_TMP/$name.log"; exit 1
+}
+start_sink relay "$T_TMP/outbox"
+RELAY_PORT=$SINK_PORT
+t_start tb "$TB_BIN" serve -c "$TB_SRC/deploy/trackbridge.yaml" --set listen=127.0.0.1:0 \
+    --set "trackplan.url=$SIM_URL" --set "store.path=$T_TMP/tb.db" \
+    --set smtp.host=127.0.0.1 --set "smtp.port=$RELAY_PORT" --set smtp.starttls=disabled \
+    --set "smtp.from=Facilities Helpdesk <helpdesk@fm.example.com>"
+TB_URL=$T_URL
+# The MX: an SMTP server whose delivery is `trackbridge mail`, the MTA pipe.
+start_sink mx "$T_TMP/mx" --pipe "'$TB_BIN' mail --url '$TB_URL' --source email"
+MX_PORT=$SINK_PORT
+
+requests() {
+    curl -s -H "X-API-Key: $TRACKPLAN_API_KEY" "$SIM_URL/api/jobrequests?page=1&pageSize=100" |
+        python3 -c 'import json,sys
+for r in json.load(sys.stdin)["data"]: print(r["jobRequestNumber"], r.get("raisedByEmail",""), r["description"].splitlines()[0])'
+}
+wait_for() { for _ in $(seq 200); do "$@" && return 0; sleep 0.1; done; return 1; }
+has_request() { requests | grep -q "$1"; }
+
+swaks --server 127.0.0.1 --port "$MX_PORT" --from k.osei@tenant.example --to helpdesk@fm.example.com \
+    --header 'Subject: Light out in the 2nd floor stairwell' \
+    --header 'Message-Id: <first-7c1@tenant.example>' \
+    --body $'Hello,\n\nThe ceiling light on stair B has been out since Friday.\n\nKwame' \
+    >"$T_TMP/swaks1.log" 2>&1
+t_ok "swaks delivered the mail through the pipe" grep -q '250 2.0.0' "$T_TMP/swaks1.log"
+t_ok "the mail raised a job request from its sender" wait_for has_request 'k.osei@tenant.example Light out'
+JR=$(requests | awk '/Light out/ {print $1; exit}')
+
+ack() { ls "$T_TMP/outbox"/*.eml >/dev/null 2>&1; }
+t_ok "an acknowledgement reached the SMTP relay" wait_for ack
+ACK=$(ls "$T_TMP/outbox"/*.eml | head -n 1)
+hdr() { python3 -c 'import email,sys; m=email.message_from_binary_file(open(sys.argv[1],"rb")); print(m.get(sys.argv[2],""))' "$ACK" "$1"; }
+t_ok "the acknowledgement goes to the requester" sh -c "grep -q 'k.osei@tenant.example' '${ACK%.eml}.env'"
+t_ok "its subject carries the request number" sh -c "python3 -c 'import email,sys,email.header; m=email.message_from_binary_file(open(sys.argv[1],\"rb\")); s=str(email.header.make_header(email.header.decode_header(m[\"Subject\"]))); sys.exit(0 if \"[JR-$JR]\" in s else 1)' '$ACK'"
+t_eq "it is marked as an automatic reply" "$(hdr Auto-Submitted)" "auto-replied"
+t_eq "it asks for no automatic answers" "$(hdr X-Auto-Response-Suppress)" "All"
+t_ok "it answers the request mail" sh -c "python3 -c 'import email,sys; m=email.message_from_binary_file(open(sys.argv[1],\"rb\")); sys.exit(0 if \"first-7c1@tenant.example\" in m.get(\"In-Reply-To\",\"\") else 1)' '$ACK'"
+ACK_ID=$(hdr Message-ID)
+t_ok "our Message-ID names the request" sh -c "echo '$ACK_ID' | grep -q 'tb.job_request.$JR.'"
+
+# A reply to the acknowledgement, its subject rewritten by the mail client: threads back.
+swaks --server 127.0.0.1 --port "$MX_PORT" --from k.osei@tenant.example --to helpdesk@fm.example.com \
+    --header 'Subject: RE: stair light' --header "In-Reply-To: $ACK_ID" \
+    --header "References: <first-7c1@tenant.example> $ACK_ID" \
+    --header 'Message-Id: <second-9d2@tenant.example>' \
+    --body $'It is still out this morning.\n\nOn Mon, Helpdesk wrote:\n> logged' >"$T_TMP/swaks2.log" 2>&1
+t_ok "the reply is threaded to the same request" wait_for has_request "Follow-up to job request $JR"
+t_ok "the quoted history is not copied into the follow-up" sh -c "! curl -s -H 'X-API-Key: $TRACKPLAN_API_KEY' '$SIM_URL/api/jobrequests?page=1&pageSize=100' | grep -q 'Helpdesk wrote'"
+
+# An out-of-office answer to the acknowledgement: recorded, never raised, never answered.
+before_mails=$(ls "$T_TMP/outbox"/*.eml | wc -l)
+before_jrs=$(requests | wc -l)
+swaks --server 127.0.0.1 --port "$MX_PORT" --from k.osei@tenant.example --to helpdesk@fm.example.com \
+    --header 'Subject: Automatic reply: [JR-'"$JR"'] Light out' --header 'Auto-Submitted: auto-replied' \
+    --header "In-Reply-To: $ACK_ID" --header 'Message-Id: <ooo-1@tenant.example>' \
+    --body 'I am out of the office until Monday.' >"$T_TMP/swaks3.log" 2>&1
+t_ok "the auto-reply was accepted by the pipe" grep -q '250 2.0.0' "$T_TMP/swaks3.log"
+sleep 2
+t_eq "an auto-reply raises no request" "$(requests | wc -l)" "$before_jrs"
+t_eq "an auto-reply is never answered" "$(ls "$T_TMP/outbox"/*.eml | wc -l)" "$before_mails"
+t_done
