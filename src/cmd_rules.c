@@ -79,7 +79,7 @@ int cmd_check(int argc, char **argv)
                                          {"set", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    struct cmd_common c = {CONFIG_DEFAULT_PATH, {0}, 0};
+    struct cmd_common c = {config_default_path(), {0}, 0};
     int ch;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
@@ -369,7 +369,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
 
 int cmd_test(int argc, char **argv)
 {
-    struct cmd_common c = {CONFIG_DEFAULT_PATH, {0}, 0};
+    struct cmd_common c = {config_default_path(), {0}, 0};
     const char *source = NULL, *ctype = NULL, *when = NULL;
     json_t *headers = json_object();
     int rc = 2;

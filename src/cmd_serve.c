@@ -85,7 +85,7 @@ static int serve_opts(int argc, char **argv, struct serve *s, int *verbose, cons
         }
     }
     if (!s->config_path)
-        s->config_path = (char *)CONFIG_DEFAULT_PATH;
+        s->config_path = (char *)config_default_path();
     return i;
 }
 

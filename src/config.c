@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "adapters/adapter.h"
@@ -1309,6 +1310,11 @@ const struct tb_source *config_source(const struct tb_config *c, const char *nam
 const yamlx_doc_t *config_doc(const struct tb_config *c)
 {
     return c ? c->priv : NULL;
+}
+
+const char *config_default_path(void)
+{
+    return access(CONFIG_INSTALLED_PATH, R_OK) == 0 ? CONFIG_INSTALLED_PATH : CONFIG_REPO_PATH;
 }
 
 void config_tp_options(const struct tb_config *c, struct tp_options *o)

@@ -13,8 +13,13 @@
 #include "common/log.h"
 #include "yamlx.h"
 
-/* The default configuration file, relative to the repository (and working directory). */
-#define CONFIG_DEFAULT_PATH "deploy/trackbridge.yaml"
+/* The default configuration: the installed one when it exists, else the repository's (relative
+ * to the working directory), so both an installed system and a checkout work without -c. */
+#define CONFIG_INSTALLED_PATH "/etc/trackbridge/trackbridge.yaml"
+#define CONFIG_REPO_PATH "deploy/trackbridge.yaml"
+#define CONFIG_DEFAULT_PATH CONFIG_INSTALLED_PATH " or " CONFIG_REPO_PATH
+/* The file -c defaults to (see above). Never NULL. */
+const char *config_default_path(void);
 
 enum tb_starttls { TB_STARTTLS_DISABLED = 0, TB_STARTTLS_ENABLED, TB_STARTTLS_REQUIRED };
 
