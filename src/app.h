@@ -11,6 +11,8 @@ int cmd_ping(int argc, char **argv);
 /* cmd_rules.c: validate configuration and rules; dry-run payloads. */
 int cmd_check(int argc, char **argv);
 int cmd_test(int argc, char **argv);
+/* cmd_mail.c: the MTA pipe (exit codes from sysexits.h). */
+int cmd_mail(int argc, char **argv);
 
 
 /* cmd_serve.c: the server; re-running stored work; a request's trace. */

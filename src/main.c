@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"ping", cmd_ping, "check that TrackplanFM is reachable and accepts the credentials"},
     {"replay", cmd_replay, "re-run stored requests or dead letters through the current rules"},
     {"explain", cmd_explain, "show the trace of a stored request"},
+    {"mail", cmd_mail, "MTA pipe: post one mail from stdin to the intake (sysexits)"},
     {"version", cmd_version, "print the version"},
 };
 

@@ -809,7 +809,9 @@ Test(store, correlation_state_round_trips_and_can_follow_a_delivery)
     cr_assert_eq(store_correlation_get(s, "site/ups", &st), STORE_OK);
     cr_expect(json_equal(st, open));
     json_decref(st);
-    cr_expect_eq(store_correlation_put(s, "site/ups", json_integer(1)), STORE_INVALID);
+    json_t *not_object = json_integer(1);
+    cr_expect_eq(store_correlation_put(s, "site/ups", not_object), STORE_INVALID);
+    json_decref(not_object);
 
     int64_t eid = event_with_steps(s, "site/ups", 1);
     struct store_delivery_row *d = NULL;
