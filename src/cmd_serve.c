@@ -430,6 +430,29 @@ out:
     return rc;
 }
 
+/* For the offline commands (replay, explain): the configuration and the store without a loop
+ * (a running server may hold the same store; SQLite's WAL lets both work). 0, or -1 with the
+ * reason printed. */
+static int serve_open_offline(struct serve *s, const char *who)
+{
+    char *err = NULL;
+    if (!(s->cfg = serve_load_config(s)))
+        return -1;
+    if (!(s->store = store_open(s->cfg->store.path, NULL, NULL, &err))) {
+        fprintf(stderr, "%s: %s: %s\n", who, s->cfg->store.path, err ? err : "cannot open");
+        free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static void serve_close_offline(struct serve *s)
+{
+    store_close(s->store);
+    config_free(s->cfg);
+    free(s->sets);
+}
+
 static const char replay_usage[] =
     "usage: trackbridge replay [-c FILE] [--set k=v]... (--id ID | --dead | --since TIME) "
     "[--dry-run]\n"
@@ -462,7 +485,6 @@ int cmd_replay(int argc, char **argv)
         return 2;
     }
     int rc = 1;
-    char *err = NULL;
     int64_t since_ms = 0;
     if (since && util_parse_iso8601(since, &since_ms) < 0) {
         int64_t ago;
@@ -474,12 +496,8 @@ int cmd_replay(int argc, char **argv)
         }
         since_ms = util_now_ms() - ago;
     }
-    if (!(s.cfg = serve_load_config(&s)))
+    if (serve_open_offline(&s, "trackbridge replay") < 0)
         goto out;
-    if (!(s.store = store_open(s.cfg->store.path, NULL, NULL, &err))) {
-        fprintf(stderr, "trackbridge replay: %s: %s\n", s.cfg->store.path, err ? err : "");
-        goto out;
-    }
     if (id) {
         json_t *ex = pipeline_explain(s.store, id);
         if (!ex) {
@@ -518,10 +536,7 @@ int cmd_replay(int argc, char **argv)
     printf("%zu dead letters queued again\n", count);
     rc = 0;
 out:
-    free(err);
-    store_close(s.store);
-    config_free(s.cfg);
-    free(s.sets);
+    serve_close_offline(&s);
     return rc;
 }
 
@@ -542,13 +557,8 @@ int cmd_explain(int argc, char **argv)
         return 2;
     }
     int rc = 1;
-    char *err = NULL;
-    if (!(s.cfg = serve_load_config(&s)))
+    if (serve_open_offline(&s, "trackbridge explain") < 0)
         goto out;
-    if (!(s.store = store_open(s.cfg->store.path, NULL, NULL, &err))) {
-        fprintf(stderr, "trackbridge explain: %s: %s\n", s.cfg->store.path, err ? err : "");
-        goto out;
-    }
     json_t *ex = pipeline_explain(s.store, argv[i]);
     if (!ex) {
         fprintf(stderr, "trackbridge explain: no request %s\n", argv[i]);
@@ -559,9 +569,6 @@ int cmd_explain(int argc, char **argv)
     json_decref(ex);
     rc = 0;
 out:
-    free(err);
-    store_close(s.store);
-    config_free(s.cfg);
-    free(s.sets);
+    serve_close_offline(&s);
     return rc;
 }
