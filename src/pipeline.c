@@ -11,9 +11,15 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "correlate.h"
+#include "mail/loop.h"
 #include "metrics.h"
 
 #define PIPELINE_BATCH 64
+/* The per-sender mail breaker: more than this many mails from one address within the window
+ * is the signature of two auto-responders answering each other. */
+#define PIPELINE_MAIL_MAX 20
+#define PIPELINE_MAIL_WINDOW_MS (10 * 60 * 1000)
+#define PIPELINE_MAIL_SENDERS 10000
 
 struct pipeline {
     struct event_base *base;
@@ -23,7 +29,7 @@ struct pipeline {
     void (*planned)(void *arg);
     void *arg;
     struct event *timer;
-    int64_t after_id;
+    struct mail_loop_breaker *breaker;
 };
 
 /* A correlation store that reads through to the SQLite store and buffers writes. */
@@ -53,6 +59,24 @@ static int pipeline_corr_put(void *ud, const char *key, json_t *state)
 static void pipeline_count(const char *name, const char *labels)
 {
     metrics_add(name, labels, 1);
+}
+
+/* A person's mail that trips the per-sender breaker is treated as machine mail from then on
+ * (rules ignore auto mail, and nothing answers it). Judged by arrival time, so a backlog
+ * processed after a restart is not mistaken for a burst. */
+static void pipeline_mail_breaker(pipeline_t *p, json_t *ev, int64_t received_at)
+{
+    if (!p->breaker || !json_is_false(json_object_get(ev, "auto")))
+        return;
+    const char *from = json_string_value(json_object_get(json_object_get(ev, "from"), "address"));
+    if (!from || !*from)
+        return;
+    if (mail_loop_breaker_hit(p->breaker, from, received_at) == MAIL_BREAKER_TRIP) {
+        json_object_set_new(ev, "auto", json_true());
+        json_object_set_new(ev, "auto_reason", json_string("sender over its mail rate (loop breaker)"));
+        metrics_add("trackbridge_mail_loop_breaks_total", NULL, 1);
+        log_warn("mail loop breaker tripped", "sender", from);
+    }
 }
 
 /* Runs one stored request through adapter, rules and correlation and persists the outcome.
@@ -108,6 +132,7 @@ static int pipeline_one(pipeline_t *p, struct store_request_row *row)
     int64_t now = util_now_ms();
     for (size_t i = 0; i < nev; i++) {
         json_t *ev = json_array_get(events, i);
+        pipeline_mail_breaker(p, ev, row->received_at);
         struct rules_input ri = {ev, headers, row->source};
         plan_t **plans = NULL;
         size_t np = 0;
@@ -266,9 +291,13 @@ pipeline_t *pipeline_new(struct event_base *base, struct store *st, const struct
     p->planned = planned;
     p->arg = arg;
     p->timer = evtimer_new(base, pipeline_tick, p);
+    p->breaker = mail_loop_breaker_new(PIPELINE_MAIL_MAX, PIPELINE_MAIL_WINDOW_MS,
+                                       PIPELINE_MAIL_SENDERS);
     metrics_declare("trackbridge_events_total", "counter",
                     "Events planned, by correlation outcome (open, repeat, resolve, ...).");
     metrics_declare("trackbridge_rule_matches_total", "counter", "Rule matches by rule.");
+    metrics_declare("trackbridge_mail_loop_breaks_total", "counter",
+                    "Mails treated as machine mail because their sender exceeded its rate.");
     pipeline_kick(p);
     return p;
 }
@@ -375,6 +404,7 @@ void pipeline_free(pipeline_t *p)
         return;
     if (p->timer)
         event_free(p->timer);
+    mail_loop_breaker_free(p->breaker);
     rules_unref(p->rules);
     free(p);
 }

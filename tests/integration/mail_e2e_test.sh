@@ -87,4 +87,15 @@ t_ok "the auto-reply was accepted by the pipe" grep -q '250 2.0.0' "$T_TMP/swaks
 sleep 2
 t_eq "an auto-reply raises no request" "$(requests | wc -l)" "$before_jrs"
 t_eq "an auto-reply is never answered" "$(ls "$T_TMP/outbox"/*.eml | wc -l)" "$before_mails"
+# A sender that mails without pause (an auto-responder loop): the per-sender breaker stops
+# raising requests after 20 within ten minutes.
+for i in $(seq 24); do
+    printf 'From: Looping Robot <robot@tenant.example>\r\nTo: helpdesk@fm.example.com\r\nSubject: Status %s\r\nMessage-ID: <loop-%s@tenant.example>\r\n\r\nStatus report %s\r\n' "$i" "$i" "$i" |
+        curl -s -o /dev/null -H "Authorization: Bearer $TRACKBRIDGE_TOKEN" -H 'Content-Type: message/rfc822' \
+            --data-binary @- "$TB_URL/hooks/email"
+done
+robot() { [ "$(requests | grep -c 'robot@tenant.example')" -ge 20 ]; }
+t_ok "the first 20 mails of a sender raise requests" wait_for robot
+sleep 1
+t_eq "the breaker stops the rest" "$(requests | grep -c 'robot@tenant.example')" 20
 t_done
