@@ -298,6 +298,145 @@ out:
     return rc;
 }
 
+/* Reads the current row of st into row (a zeroed slot): 0, or -1 when memory ran out, with
+ * nothing left to free in the slot. */
+typedef int (*sq_read_fn)(sqlite3_stmt *st, void *row);
+/* Frees n rows read into rows, then rows. */
+typedef void (*sq_free_fn)(void *rows, size_t n);
+
+/* Steps st to its end, reading each row with read_row into a new slot of elem bytes at the
+ * end of *arr (NULL, with *n 0, on entry). SQLITE_OK, SQLITE_NOMEM or the step's error; *arr
+ * and *n hold the rows read either way. */
+static int step_rows(sqlite3_stmt *st, size_t elem, sq_read_fn read_row, void **arr, size_t *n)
+{
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow(arr, &cap, *n, elem) < 0 || read_row(st, (char *)*arr + *n * elem) < 0)
+            return SQLITE_NOMEM;
+        (*n)++;
+    }
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* An sq_read_fn for one integer column. */
+static int read_i64(sqlite3_stmt *st, void *row)
+{
+    *(int64_t *)row = sqlite3_column_int64(st, 0);
+    return 0;
+}
+
+/* Runs a list query with the integers p1, p2 as ?1, ?2 (those it has). OK: *rows is a new
+ * array of elem-byte rows (NULL when *n is 0). Otherwise no rows, the failure logged as what. */
+static enum store_status sq_list(sqlite3 *db, const char *what, const char *sql, int64_t p1,
+                                 int64_t p2, size_t elem, sq_read_fn read_row,
+                                 sq_free_fn free_rows, void **rows, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    void *arr = NULL;
+    size_t cnt = 0;
+    enum store_status ret = STORE_OK;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        bind_i64(st, 1, p1);
+        bind_i64(st, 2, p2);
+        rc = step_rows(st, elem, read_row, &arr, &cnt);
+    }
+    if (rc != SQLITE_OK) {
+        ret = sq_fail(db, what, rc);
+        free_rows(arr, cnt);
+        arr = NULL;
+        cnt = 0;
+    }
+    *rows = arr;
+    *n = cnt;
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Finishes a one-row lookup: st is prepared and bound, rc the first failure so far. Calls
+ * read_row on the row (ctx as its slot); NOTFOUND when there is none. Logs failures as what;
+ * finalizes st. */
+static enum store_status lookup_row(sqlite3 *db, const char *what, sqlite3_stmt *st, int rc,
+                                    sq_read_fn read_row, void *ctx)
+{
+    enum store_status ret = STORE_OK;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) {
+            ret = STORE_NOTFOUND;
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_ROW) {
+            rc = read_row(st, ctx) < 0 ? SQLITE_NOMEM : SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        ret = sq_fail(db, what, rc);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Finishes a write: st is prepared and bound, rc the first failure so far. Runs it, logs a
+ * failure as what and finalizes st; sqlite3_changes and sqlite3_last_insert_rowid still
+ * describe the write afterwards. */
+static enum store_status write_row(sqlite3 *db, const char *what, sqlite3_stmt *st, int rc)
+{
+    enum store_status ret = STORE_OK;
+    if (rc == SQLITE_OK)
+        rc = sq_run(st);
+    if (rc != SQLITE_OK)
+        ret = sq_fail(db, what, rc);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Prepares and runs sql with the integers p1, p2, p3 as ?1, ?2, ?3 (those it has);
+ * SQLITE_OK or the error. */
+static int run_ints(sqlite3 *db, const char *sql, int64_t p1, int64_t p2, int64_t p3)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        bind_i64(st, 1, p1);
+        bind_i64(st, 2, p2);
+        bind_i64(st, 3, p3);
+        rc = sq_run(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Counts the rows of table with this id (0 or 1) into *exists; SQLITE_OK or the error. */
+static int row_exists(sqlite3 *db, const char *table, int64_t id, int64_t *exists)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE id = %lld", table, (long long)id);
+    return sq_int(db, sql, exists);
+}
+
+/* After a conditional update of row id of table changed nothing: NOTFOUND when the row does
+ * not exist, CONFLICT when it does (in another state). A failed lookup is logged as what. */
+static enum store_status row_missing(sqlite3 *db, const char *table, int64_t id,
+                                     const char *what)
+{
+    int64_t exists = 0;
+    int rc = row_exists(db, table, id, &exists);
+    if (rc != SQLITE_OK)
+        return sq_fail(db, what, rc);
+    return exists ? STORE_CONFLICT : STORE_NOTFOUND;
+}
+
+/* write_row for an update of row id: when it changed nothing, NOTFOUND, or with table (for a
+ * conditional update) row_missing's answer. */
+static enum store_status update_row(sqlite3 *db, const char *what, sqlite3_stmt *st, int rc,
+                                    const char *table, int64_t id)
+{
+    enum store_status ret = write_row(db, what, st, rc);
+    if (ret == STORE_OK && sqlite3_changes(db) == 0)
+        ret = table ? row_missing(db, table, id, what) : STORE_NOTFOUND;
+    return ret;
+}
+
 static int64_t add_sat(int64_t a, int64_t b)
 {
     if (b > 0 && a > INT64_MAX - b)
@@ -536,16 +675,11 @@ out:
  * being handed to the MTA is retried. */
 static int sq_recover(struct store_backend *b, char **err)
 {
-    sqlite3_stmt *st = NULL;
     int64_t now = util_now_ms();
-    int rc = sqlite3_prepare_v2(b->db,
-                                "UPDATE deliveries SET state = 'unknown', updated_at = ?1, "
-                                "last_error = 'interrupted while in flight' "
-                                "WHERE state = 'inflight'", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto fail;
-    bind_i64(st, 1, now);
-    rc = sq_run(st);
+    int rc = run_ints(b->db,
+                      "UPDATE deliveries SET state = 'unknown', updated_at = ?1, "
+                      "last_error = 'interrupted while in flight' "
+                      "WHERE state = 'inflight'", now, 0, 0);
     if (rc != SQLITE_OK)
         goto fail;
     int n = sqlite3_changes(b->db);
@@ -554,22 +688,14 @@ static int sq_recover(struct store_backend *b, char **err)
         snprintf(num, sizeof num, "%d", n);
         log_warn("store: deliveries interrupted in flight are now unknown", "count", num);
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = sqlite3_prepare_v2(b->db,
-                            "UPDATE mail_outbox SET state = 'retry', next_at = ?1, "
-                            "updated_at = ?1 WHERE state = 'sending'", -1, &st, NULL);
+    rc = run_ints(b->db,
+                  "UPDATE mail_outbox SET state = 'retry', next_at = ?1, "
+                  "updated_at = ?1 WHERE state = 'sending'", now, 0, 0);
     if (rc != SQLITE_OK)
         goto fail;
-    bind_i64(st, 1, now);
-    rc = sq_run(st);
-    if (rc != SQLITE_OK)
-        goto fail;
-    sqlite3_finalize(st);
     return 0;
 fail:
     *err = util_asprintf("%s: recovery failed: %s", b->path, sqlite3_errmsg(b->db));
-    sqlite3_finalize(st);
     return -1;
 }
 
@@ -857,23 +983,18 @@ fail:
 static enum store_status sq_writer_purge(struct store_writer *w, int64_t now, size_t limit,
                                          struct store_purge_counts *out)
 {
-    sqlite3_stmt *del = NULL, *cand = NULL, *mark = NULL, *delreq = NULL;
+    sqlite3_stmt *cand = NULL, *mark = NULL, *delreq = NULL;
     sqlite3 *failed_db = w->db;
     int64_t *ids = NULL;
-    size_t n = 0, cap = 0, dedup_keys = 0, requests = 0;
+    size_t n = 0, dedup_keys = 0, requests = 0;
     enum store_status st = STORE_OK;
     int rc = sq_exec(w->db, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK)
         goto out;
-    rc = sqlite3_prepare_v2(w->db,
-                            "DELETE FROM dedup WHERE (source, key) IN (SELECT source, key "
-                            "FROM dedup WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
-                            -1, &del, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(del, 1, now);
-    bind_i64(del, 2, (int64_t)limit);
-    rc = sq_run(del);
+    rc = run_ints(w->db,
+                  "DELETE FROM dedup WHERE (source, key) IN (SELECT source, key "
+                  "FROM dedup WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+                  now, (int64_t)limit, 0);
     if (rc != SQLITE_OK)
         goto out;
     dedup_keys = (size_t)sqlite3_changes(w->db);
@@ -893,14 +1014,8 @@ static enum store_status sq_writer_purge(struct store_writer *w, int64_t now, si
     failed_db = w->db;
     bind_i64(cand, 1, add_sat(now, -w->o.request_retention_ms));
     bind_i64(cand, 2, (int64_t)limit);
-    while ((rc = sqlite3_step(cand)) == SQLITE_ROW) {
-        if (grow((void **)&ids, &cap, n, sizeof *ids) < 0) {
-            rc = SQLITE_NOMEM;
-            goto out;
-        }
-        ids[n++] = sqlite3_column_int64(cand, 0);
-    }
-    if (rc != SQLITE_DONE)
+    rc = step_rows(cand, sizeof *ids, read_i64, (void **)&ids, &n);
+    if (rc != SQLITE_OK)
         goto out;
     sqlite3_reset(cand);
     for (size_t i = 0; i < n; i++) {
@@ -930,7 +1045,6 @@ out:
         st = sq_fail(failed_db, "intake purge", rc);
         sq_rollback(w->db);
     }
-    sqlite3_finalize(del);
     sqlite3_finalize(cand);
     sqlite3_finalize(mark);
     sqlite3_finalize(delreq);
@@ -1009,8 +1123,10 @@ static enum store_status sq_check_writable(struct store_backend *b)
     "r.headers, r.body, r.dedup_key, m.state, m.error "                                     \
     "FROM intake.requests r LEFT JOIN main.request_marks m ON m.request_id = r.id "
 
-static int read_request(sqlite3_stmt *st, struct store_request_row *r)
+/* An sq_read_fn: a failed read clears what it took. */
+static int read_request(sqlite3_stmt *st, void *row)
 {
+    struct store_request_row *r = row;
     r->id = sqlite3_column_int64(st, 0);
     col_public_id(st, 1, r->public_id);
     r->source = col_str(st, 2);
@@ -1022,8 +1138,10 @@ static int read_request(sqlite3_stmt *st, struct store_request_row *r)
     int n = sqlite3_column_bytes(st, 7);
     r->body_len = n > 0 ? (size_t)n : 0;
     r->body = malloc(r->body_len + 1);
-    if (!r->body || !r->source)
+    if (!r->body || !r->source) {
+        store_request_row_clear(r);
         return -1;
+    }
     if (r->body_len)
         memcpy(r->body, body, r->body_len);
     r->body[r->body_len] = '\0';
@@ -1041,7 +1159,7 @@ static enum store_status sq_requests_new(struct store_backend *b, int64_t after_
 {
     sqlite3_stmt *st = NULL;
     struct store_request_row *arr = NULL;
-    size_t cnt = 0, cap = 0;
+    size_t cnt = 0;
     enum store_status ret = STORE_OK;
     int from_floor = after_id <= b->floor;
     /* One read transaction: the scan and the max id below see the same snapshot. */
@@ -1054,16 +1172,8 @@ static enum store_status sq_requests_new(struct store_backend *b, int64_t after_
         goto fail;
     bind_i64(st, 1, from_floor ? b->floor : after_id);
     bind_i64(st, 2, (int64_t)limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt, sizeof *arr) < 0 || read_request(st, &arr[cnt]) < 0) {
-            if (cnt < cap)
-                store_request_row_clear(&arr[cnt]);
-            rc = SQLITE_NOMEM;
-            goto fail;
-        }
-        cnt++;
-    }
-    if (rc != SQLITE_DONE)
+    rc = step_rows(st, sizeof *arr, read_request, (void **)&arr, &cnt);
+    if (rc != SQLITE_OK)
         goto fail;
     if (from_floor) {
         int64_t nf = b->floor;
@@ -1095,32 +1205,16 @@ static enum store_status sq_request_get(struct store_backend *b, int64_t id,
                                         const char *public_id, struct store_request_row *out)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     int rc = sqlite3_prepare_v2(b->db, public_id ? REQ_SELECT "WHERE r.public_id = ?1"
                                                  : REQ_SELECT "WHERE r.id = ?1",
                                 -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    if (public_id)
-        bind_text(st, 1, public_id);
-    else
-        bind_i64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) {
-        ret = STORE_NOTFOUND;
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        if (read_request(st, out) < 0) {
-            store_request_row_clear(out);
-            rc = SQLITE_NOMEM;
-        }
+    if (rc == SQLITE_OK) {
+        if (public_id)
+            bind_text(st, 1, public_id);
+        else
+            bind_i64(st, 1, id);
     }
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(b->db, "request get", rc);
-    sqlite3_finalize(st);
-    return ret;
+    return lookup_row(b->db, "request get", st, rc, read_request, out);
 }
 
 /* Inserts the settling mark first (taking main's write lock on a fresh snapshot), then
@@ -1129,23 +1223,20 @@ static enum store_status mark_request(struct store_backend *b, int64_t request_i
                                       const char *state, const char *error, char **source)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
-    int inserted = 0;
     int rc = sqlite3_prepare_v2(b->db,
                                 "INSERT INTO request_marks(request_id, state, error, updated_at) "
                                 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(request_id) DO NOTHING",
                                 -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, request_id);
-    bind_text(st, 2, state);
-    bind_text(st, 3, error);
-    bind_i64(st, 4, util_now_ms());
-    rc = sq_run(st);
-    if (rc != SQLITE_OK)
-        goto out;
-    inserted = sqlite3_changes(b->db) > 0;
-    sqlite3_finalize(st);
+    if (rc == SQLITE_OK) {
+        bind_i64(st, 1, request_id);
+        bind_text(st, 2, state);
+        bind_text(st, 3, error);
+        bind_i64(st, 4, util_now_ms());
+    }
+    enum store_status ret = write_row(b->db, "mark request", st, rc);
+    if (ret != STORE_OK)
+        return ret;
+    int inserted = sqlite3_changes(b->db) > 0;
     st = NULL;
     rc = sqlite3_prepare_v2(b->db, "SELECT source FROM intake.requests WHERE id = ?1", -1, &st,
                             NULL);
@@ -1302,26 +1393,18 @@ static enum store_status sq_request_reject(struct store_backend *b, int64_t requ
 
 static enum store_status sq_request_requeue(struct store_backend *b, int64_t request_id)
 {
-    sqlite3_stmt *st = NULL;
     enum store_status ret = STORE_OK;
     int64_t old_floor = b->floor, exists = 0;
     int deleted = 0;
-    char sql[96], v[24];
+    char v[24];
     int rc = sq_exec(b->db, "BEGIN");
     if (rc != SQLITE_OK)
         goto out;
-    rc = sqlite3_prepare_v2(b->db, "DELETE FROM request_marks WHERE request_id = ?1", -1, &st,
-                            NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, request_id);
-    rc = sq_run(st);
+    rc = run_ints(b->db, "DELETE FROM request_marks WHERE request_id = ?1", request_id, 0, 0);
     if (rc != SQLITE_OK)
         goto out;
     deleted = sqlite3_changes(b->db) > 0;
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM intake.requests WHERE id = %lld",
-             (long long)request_id);
-    rc = sq_int(b->db, sql, &exists);
+    rc = row_exists(b->db, "intake.requests", request_id, &exists);
     if (rc != SQLITE_OK)
         goto out;
     if (!exists || !deleted) {
@@ -1343,7 +1426,6 @@ out:
         b->floor = old_floor;
         sq_rollback(b->db);
     }
-    sqlite3_finalize(st);
     return ret;
 }
 
@@ -1353,8 +1435,9 @@ out:
     "SELECT id, request_id, seq, source, status, key, event, rule, plan, state, trace, "    \
     "created_at, updated_at FROM events "
 
-static void read_event(sqlite3_stmt *st, struct store_event_row *r)
+static int read_event(sqlite3_stmt *st, void *row)
 {
+    struct store_event_row *r = row;
     r->id = sqlite3_column_int64(st, 0);
     r->request_id = sqlite3_column_int64(st, 1);
     r->seq = sqlite3_column_int(st, 2);
@@ -1369,85 +1452,45 @@ static void read_event(sqlite3_stmt *st, struct store_event_row *r)
     r->trace = col_json(st, 10);
     r->created_at = sqlite3_column_int64(st, 11);
     r->updated_at = sqlite3_column_int64(st, 12);
+    return 0;
+}
+
+static void free_events(void *rows, size_t n)
+{
+    store_event_rows_free(rows, n);
 }
 
 static enum store_status sq_event_get(struct store_backend *b, int64_t id,
                                       struct store_event_row *out)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     int rc = sqlite3_prepare_v2(b->db, EV_SELECT "WHERE id = ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        read_event(st, out);
-    else if (rc == SQLITE_DONE)
-        ret = STORE_NOTFOUND;
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        rc = SQLITE_OK;
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(b->db, "event get", rc);
-    sqlite3_finalize(st);
-    return ret;
+    if (rc == SQLITE_OK)
+        bind_i64(st, 1, id);
+    return lookup_row(b->db, "event get", st, rc, read_event, out);
 }
 
 static enum store_status sq_events_for_request(struct store_backend *b, int64_t request_id,
                                                struct store_event_row **rows, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    struct store_event_row *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    enum store_status ret = STORE_OK;
-    int rc = sqlite3_prepare_v2(b->db, EV_SELECT "WHERE request_id = ?1 ORDER BY seq, id "
-                                                 "LIMIT 10000", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, request_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt, sizeof *arr) < 0) {
-            rc = SQLITE_NOMEM;
-            goto out;
-        }
-        read_event(st, &arr[cnt++]);
-    }
-    if (rc == SQLITE_DONE)
-        rc = SQLITE_OK;
-out:
-    if (rc != SQLITE_OK) {
-        ret = sq_fail(b->db, "events for request", rc);
-        store_event_rows_free(arr, cnt);
-        arr = NULL;
-        cnt = 0;
-    }
-    *rows = arr;
-    *n = cnt;
-    sqlite3_finalize(st);
-    return ret;
+    /* The statement has no ?2: the 0 is not bound. */
+    return sq_list(b->db, "events for request",
+                   EV_SELECT "WHERE request_id = ?1 ORDER BY seq, id LIMIT 10000", request_id, 0,
+                   sizeof **rows, read_event, free_events, (void **)rows, n);
 }
 
 static enum store_status sq_event_set_trace(struct store_backend *b, int64_t id,
                                             const json_t *trace)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     int rc = sqlite3_prepare_v2(b->db, "UPDATE events SET trace = ?2, updated_at = ?3 "
                                        "WHERE id = ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, id);
-    bind_i64(st, 3, util_now_ms());
-    if ((rc = bind_json(st, 2, trace)) != SQLITE_OK || (rc = sq_run(st)) != SQLITE_OK)
-        goto out;
-    if (sqlite3_changes(b->db) == 0)
-        ret = STORE_NOTFOUND;
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(b->db, "event trace", rc);
-    sqlite3_finalize(st);
-    return ret;
+    if (rc == SQLITE_OK) {
+        bind_i64(st, 1, id);
+        bind_i64(st, 3, util_now_ms());
+        rc = bind_json(st, 2, trace);
+    }
+    return update_row(b->db, "event trace", st, rc, NULL, id);
 }
 
 /* ---- Deliveries ------------------------------------------------------------------------- */
@@ -1457,8 +1500,9 @@ out:
     "d.next_at, d.last_status, d.last_error, d.response, d.created_at, d.updated_at "       \
     "FROM deliveries d "
 
-static void read_delivery(sqlite3_stmt *st, struct store_delivery_row *r)
+static int read_delivery(sqlite3_stmt *st, void *row)
 {
+    struct store_delivery_row *r = row;
     r->id = sqlite3_column_int64(st, 0);
     r->event_id = sqlite3_column_int64(st, 1);
     r->corr_key = col_str(st, 2);
@@ -1474,41 +1518,20 @@ static void read_delivery(sqlite3_stmt *st, struct store_delivery_row *r)
     r->response = col_json(st, 11);
     r->created_at = sqlite3_column_int64(st, 12);
     r->updated_at = sqlite3_column_int64(st, 13);
+    return 0;
+}
+
+static void free_deliveries(void *rows, size_t n)
+{
+    store_delivery_rows_free(rows, n);
 }
 
 /* Runs a delivery list query whose parameters are ?1 (an integer) and ?2 (a limit). */
 static enum store_status dlv_list(struct store_backend *b, const char *sql, int64_t p1,
                                   size_t limit, struct store_delivery_row **rows, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    struct store_delivery_row *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    enum store_status ret = STORE_OK;
-    int rc = sqlite3_prepare_v2(b->db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, p1);
-    bind_i64(st, 2, (int64_t)limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt, sizeof *arr) < 0) {
-            rc = SQLITE_NOMEM;
-            goto out;
-        }
-        read_delivery(st, &arr[cnt++]);
-    }
-    if (rc == SQLITE_DONE)
-        rc = SQLITE_OK;
-out:
-    if (rc != SQLITE_OK) {
-        ret = sq_fail(b->db, "deliveries list", rc);
-        store_delivery_rows_free(arr, cnt);
-        arr = NULL;
-        cnt = 0;
-    }
-    *rows = arr;
-    *n = cnt;
-    sqlite3_finalize(st);
-    return ret;
+    return sq_list(b->db, "deliveries list", sql, p1, (int64_t)limit, sizeof **rows,
+                   read_delivery, free_deliveries, (void **)rows, n);
 }
 
 static enum store_status sq_deliveries_due(struct store_backend *b, int64_t now, size_t limit,
@@ -1549,45 +1572,25 @@ static enum store_status sq_delivery_get(struct store_backend *b, int64_t id,
     return ret;
 }
 
-/* Runs one prepared statement with an id and a time as ?1, ?2 (more bound by the caller). */
-static int run_id_time(sqlite3 *db, const char *sql, int64_t id, int64_t t)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        bind_i64(st, 1, id);
-        bind_i64(st, 2, t);
-        rc = sq_run(st);
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* Sets an event's state from its deliveries: FAILED while one is dead, DONE when all are
  * done, PLANNED otherwise. IGNORED events have no deliveries and stay. */
 static int event_follow(sqlite3 *db, int64_t event_id, int64_t now)
 {
-    return run_id_time(db,
-                       "UPDATE events SET state = CASE "
-                       "WHEN EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1 "
-                       "  AND state = 'dead') THEN 'failed' "
-                       "WHEN NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1 "
-                       "  AND state <> 'done') THEN 'done' "
-                       "ELSE 'planned' END, updated_at = ?2 "
-                       "WHERE id = ?1 AND state <> 'ignored'",
-                       event_id, now);
+    return run_ints(db,
+                    "UPDATE events SET state = CASE "
+                    "WHEN EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1 "
+                    "  AND state = 'dead') THEN 'failed' "
+                    "WHEN NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = ?1 "
+                    "  AND state <> 'done') THEN 'done' "
+                    "ELSE 'planned' END, updated_at = ?2 "
+                    "WHERE id = ?1 AND state <> 'ignored'",
+                    event_id, now, 0);
 }
 
-/* After a conditional update changed nothing: NOTFOUND or CONFLICT. */
+/* After a conditional update of a delivery changed nothing: NOTFOUND or CONFLICT. */
 static enum store_status dlv_missing(struct store_backend *b, int64_t id)
 {
-    char sql[96];
-    int64_t exists = 0;
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM deliveries WHERE id = %lld", (long long)id);
-    int rc = sq_int(b->db, sql, &exists);
-    if (rc != SQLITE_OK)
-        return sq_fail(b->db, "delivery lookup", rc);
-    return exists ? STORE_CONFLICT : STORE_NOTFOUND;
+    return row_missing(b->db, "deliveries", id, "delivery lookup");
 }
 
 /* Reads event_id, step and corr_key (malloc'd or NULL) of a delivery. */
@@ -1696,16 +1699,15 @@ out:
 
 static enum store_status sq_delivery_requeue(struct store_backend *b, int64_t id, int64_t now)
 {
-    sqlite3_stmt *st = NULL;
     enum store_status ret = STORE_OK;
     int64_t event_id = 0;
     int step = 0;
     int rc = sq_exec(b->db, "BEGIN");
     if (rc != SQLITE_OK)
         goto out;
-    rc = run_id_time(b->db, "UPDATE deliveries SET state = 'pending', attempts = 0, "
-                            "next_at = ?2, updated_at = ?2 WHERE id = ?1 AND state = 'dead'",
-                     id, now);
+    rc = run_ints(b->db, "UPDATE deliveries SET state = 'pending', attempts = 0, "
+                         "next_at = ?2, updated_at = ?2 WHERE id = ?1 AND state = 'dead'",
+                  id, now, 0);
     if (rc != SQLITE_OK)
         goto out;
     if (sqlite3_changes(b->db) == 0) {
@@ -1715,15 +1717,10 @@ static enum store_status sq_delivery_requeue(struct store_backend *b, int64_t id
     if ((rc = dlv_where(b->db, id, &event_id, &step, NULL)) != SQLITE_OK)
         goto out;
     /* The later steps that died with it run again after it. */
-    rc = sqlite3_prepare_v2(b->db, "UPDATE deliveries SET state = 'pending', attempts = 0, "
-                                   "next_at = ?2, updated_at = ?2 WHERE event_id = ?1 "
-                                   "AND step > ?3 AND state = 'dead'", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, event_id);
-    bind_i64(st, 2, now);
-    bind_i64(st, 3, step);
-    if ((rc = sq_run(st)) != SQLITE_OK || (rc = event_follow(b->db, event_id, now)) != SQLITE_OK)
+    rc = run_ints(b->db, "UPDATE deliveries SET state = 'pending', attempts = 0, "
+                         "next_at = ?2, updated_at = ?2 WHERE event_id = ?1 "
+                         "AND step > ?3 AND state = 'dead'", event_id, now, step);
+    if (rc != SQLITE_OK || (rc = event_follow(b->db, event_id, now)) != SQLITE_OK)
         goto out;
     rc = sq_exec(b->db, "COMMIT");
 out:
@@ -1731,7 +1728,6 @@ out:
         ret = sq_fail(b->db, "delivery requeue", rc);
     if (ret != STORE_OK)
         sq_rollback(b->db);
-    sqlite3_finalize(st);
     return ret;
 }
 
@@ -1740,7 +1736,7 @@ static enum store_status sq_deliveries_requeue_dead(struct store_backend *b, int
 {
     sqlite3_stmt *st = NULL;
     int64_t *events = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     enum store_status ret = STORE_OK;
     int rc = sq_exec(b->db, "BEGIN");
     if (rc != SQLITE_OK)
@@ -1752,16 +1748,9 @@ static enum store_status sq_deliveries_requeue_dead(struct store_backend *b, int
         goto out;
     bind_i64(st, 1, since);
     bind_i64(st, 2, now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&events, &cap, n, sizeof *events) < 0) {
-            rc = SQLITE_NOMEM;
-            goto out;
-        }
-        events[n++] = sqlite3_column_int64(st, 0);
-    }
-    if (rc != SQLITE_DONE)
+    rc = step_rows(st, sizeof *events, read_i64, (void **)&events, &n);
+    if (rc != SQLITE_OK)
         goto out;
-    rc = SQLITE_OK;
     sqlite3_finalize(st);
     st = NULL;
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
@@ -1787,26 +1776,19 @@ static enum store_status corr_put_db(sqlite3 *db, const char *key, const json_t 
                                      int64_t now)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     const char *status = json_string_value(json_object_get(state, "status"));
     int rc = sqlite3_prepare_v2(db,
                                 "INSERT INTO correlations(key, state, status, updated_at) "
                                 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET "
                                 "state = excluded.state, status = excluded.status, "
                                 "updated_at = excluded.updated_at", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_text(st, 1, key);
-    bind_text(st, 3, status);
-    bind_i64(st, 4, now);
-    if ((rc = bind_json(st, 2, state)) == SQLITE_OK)
-        rc = sq_run(st);
-
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(db, "correlation put", rc);
-    sqlite3_finalize(st);
-    return ret;
+    if (rc == SQLITE_OK) {
+        bind_text(st, 1, key);
+        bind_text(st, 3, status);
+        bind_i64(st, 4, now);
+        rc = bind_json(st, 2, state);
+    }
+    return write_row(db, "correlation put", st, rc);
 }
 
 static enum store_status sq_correlation_put(struct store_backend *b, const char *key,
@@ -1815,34 +1797,21 @@ static enum store_status sq_correlation_put(struct store_backend *b, const char 
     return corr_put_db(b->db, key, state, util_now_ms());
 }
 
-/* Runs a one-row lookup with one text parameter; calls read on the row. */
+/* Runs a one-row lookup with one text parameter; calls read_row on the row. */
 static enum store_status lookup_text(sqlite3 *db, const char *sql, const char *arg,
-                                     void (*read)(sqlite3_stmt *st, void *ctx), void *ctx)
+                                     sq_read_fn read_row, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_text(st, 1, arg);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        read(st, ctx);
-    else if (rc == SQLITE_DONE)
-        ret = STORE_NOTFOUND;
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        rc = SQLITE_OK;
-
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(db, "lookup", rc);
-    sqlite3_finalize(st);
-    return ret;
+    if (rc == SQLITE_OK)
+        bind_text(st, 1, arg);
+    return lookup_row(db, "lookup", st, rc, read_row, ctx);
 }
 
-static void read_json0(sqlite3_stmt *st, void *ctx)
+static int read_json0(sqlite3_stmt *st, void *ctx)
 {
     *(json_t **)ctx = col_json(st, 0);
+    return 0;
 }
 
 static enum store_status sq_correlation_get(struct store_backend *b, const char *key,
@@ -1862,26 +1831,19 @@ static enum store_status sq_sent_mail_put(struct store_backend *b, const char *m
                                           const char *corr_key, int64_t request_id)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     int rc = sqlite3_prepare_v2(b->db,
                                 "INSERT INTO sent_mail_ids(message_id, corr_key, request_id, "
                                 "created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(message_id) "
                                 "DO UPDATE SET corr_key = excluded.corr_key, "
                                 "request_id = excluded.request_id", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_text(st, 1, message_id);
-    bind_text(st, 2, corr_key);
-    if (request_id > 0)
-        bind_i64(st, 3, request_id);
-    bind_i64(st, 4, util_now_ms());
-    rc = sq_run(st);
-
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(b->db, "sent mail put", rc);
-    sqlite3_finalize(st);
-    return ret;
+    if (rc == SQLITE_OK) {
+        bind_text(st, 1, message_id);
+        bind_text(st, 2, corr_key);
+        if (request_id > 0)
+            bind_i64(st, 3, request_id);
+        bind_i64(st, 4, util_now_ms());
+    }
+    return write_row(b->db, "sent mail put", st, rc);
 }
 
 struct sent_ctx {
@@ -1889,11 +1851,12 @@ struct sent_ctx {
     int64_t request_id;
 };
 
-static void read_sent(sqlite3_stmt *st, void *ctx)
+static int read_sent(sqlite3_stmt *st, void *ctx)
 {
     struct sent_ctx *c = ctx;
     c->corr_key = col_str(st, 0);
     c->request_id = sqlite3_column_int64(st, 1);
+    return 0;
 }
 
 static enum store_status sq_sent_mail_get(struct store_backend *b, const char *message_id,
@@ -1907,9 +1870,10 @@ static enum store_status sq_sent_mail_get(struct store_backend *b, const char *m
     return ret;
 }
 
-static void read_str0(sqlite3_stmt *st, void *ctx)
+static int read_str0(sqlite3_stmt *st, void *ctx)
 {
     *(char **)ctx = col_str(st, 0);
+    return 0;
 }
 
 static enum store_status kv_get_db(sqlite3 *db, const char *name, char **value)
@@ -1925,22 +1889,15 @@ static enum store_status kv_get_db(sqlite3 *db, const char *name, char **value)
 static enum store_status kv_put_db(sqlite3 *db, const char *name, const char *value)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     int rc = sqlite3_prepare_v2(db, "INSERT INTO kv(name, value, updated_at) VALUES (?1, ?2, ?3) "
                                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value, "
                                     "updated_at = excluded.updated_at", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_text(st, 1, name);
-    bind_text(st, 2, value);
-    bind_i64(st, 3, util_now_ms());
-    rc = sq_run(st);
-
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(db, "kv put", rc);
-    sqlite3_finalize(st);
-    return ret;
+    if (rc == SQLITE_OK) {
+        bind_text(st, 1, name);
+        bind_text(st, 2, value);
+        bind_i64(st, 3, util_now_ms());
+    }
+    return write_row(db, "kv put", st, rc);
 }
 
 static enum store_status sq_kv_get(struct store_backend *b, const char *name, char **value)
@@ -1959,74 +1916,53 @@ static enum store_status sq_outbox_add(struct store_backend *b, const json_t *me
                                        const char *message_id, int64_t next_at, int64_t *id)
 {
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
     int rc = sqlite3_prepare_v2(b->db,
                                 "INSERT INTO mail_outbox(message, message_id, state, next_at, "
                                 "created_at, updated_at) VALUES (?1, ?2, 'pending', ?3, ?4, ?4)",
                                 -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_text(st, 2, message_id);
-    bind_i64(st, 3, next_at);
-    bind_i64(st, 4, util_now_ms());
-    if ((rc = bind_json(st, 1, message)) != SQLITE_OK || (rc = sq_run(st)) != SQLITE_OK)
-        goto out;
-    if (id)
+    if (rc == SQLITE_OK) {
+        bind_text(st, 2, message_id);
+        bind_i64(st, 3, next_at);
+        bind_i64(st, 4, util_now_ms());
+        rc = bind_json(st, 1, message);
+    }
+    enum store_status ret = write_row(b->db, "outbox add", st, rc);
+    if (ret == STORE_OK && id)
         *id = sqlite3_last_insert_rowid(b->db);
-
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(b->db, "outbox add", rc);
-    sqlite3_finalize(st);
     return ret;
+}
+
+static int read_outbox(sqlite3_stmt *st, void *row)
+{
+    struct store_outbox_row *r = row;
+    r->id = sqlite3_column_int64(st, 0);
+    r->message = col_json(st, 1);
+    r->message_id = col_str(st, 2);
+    r->state = (enum store_outbox_state)name_index(out_names, 5,
+                                                   (const char *)sqlite3_column_text(st, 3));
+    r->attempts = sqlite3_column_int(st, 4);
+    r->next_at = sqlite3_column_int64(st, 5);
+    r->error = col_str(st, 6);
+    r->created_at = sqlite3_column_int64(st, 7);
+    r->updated_at = sqlite3_column_int64(st, 8);
+    return 0;
+}
+
+static void free_outbox(void *rows, size_t n)
+{
+    store_outbox_rows_free(rows, n);
 }
 
 static enum store_status sq_outbox_due(struct store_backend *b, int64_t now, size_t limit,
                                        struct store_outbox_row **rows, size_t *n)
 {
-    sqlite3_stmt *st = NULL;
-    struct store_outbox_row *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    enum store_status ret = STORE_OK;
-    int rc = sqlite3_prepare_v2(b->db,
-                                "SELECT id, message, message_id, state, attempts, next_at, error, "
-                                "created_at, updated_at FROM mail_outbox "
-                                "WHERE state IN ('pending','retry') AND next_at <= ?1 "
-                                "ORDER BY id LIMIT ?2", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, now);
-    bind_i64(st, 2, (int64_t)limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, cnt, sizeof *arr) < 0) {
-            rc = SQLITE_NOMEM;
-            goto out;
-        }
-        struct store_outbox_row *r = &arr[cnt++];
-        r->id = sqlite3_column_int64(st, 0);
-        r->message = col_json(st, 1);
-        r->message_id = col_str(st, 2);
-        r->state = (enum store_outbox_state)name_index(out_names, 5,
-                                                       (const char *)sqlite3_column_text(st, 3));
-        r->attempts = sqlite3_column_int(st, 4);
-        r->next_at = sqlite3_column_int64(st, 5);
-        r->error = col_str(st, 6);
-        r->created_at = sqlite3_column_int64(st, 7);
-        r->updated_at = sqlite3_column_int64(st, 8);
-    }
-    if (rc == SQLITE_DONE)
-        rc = SQLITE_OK;
-out:
-    if (rc != SQLITE_OK) {
-        ret = sq_fail(b->db, "outbox due", rc);
-        store_outbox_rows_free(arr, cnt);
-        arr = NULL;
-        cnt = 0;
-    }
-    *rows = arr;
-    *n = cnt;
-    sqlite3_finalize(st);
-    return ret;
+    return sq_list(b->db, "outbox due",
+                   "SELECT id, message, message_id, state, attempts, next_at, error, "
+                   "created_at, updated_at FROM mail_outbox "
+                   "WHERE state IN ('pending','retry') AND next_at <= ?1 "
+                   "ORDER BY id LIMIT ?2",
+                   now, (int64_t)limit, sizeof **rows, read_outbox, free_outbox, (void **)rows,
+                   n);
 }
 
 static enum store_status sq_outbox_mark(struct store_backend *b, int64_t id,
@@ -2044,31 +1980,16 @@ static enum store_status sq_outbox_mark(struct store_backend *b, int64_t id,
                            "WHERE id = ?1 AND state IN ('pending','sending','retry')",
     };
     sqlite3_stmt *st = NULL;
-    enum store_status ret = STORE_OK;
-    int64_t exists = 0;
-    char q[96];
-    int rc = SQLITE_OK;
-    if ((int)state < 0 || (size_t)state >= sizeof sql / sizeof sql[0] || !sql[state]) {
-        ret = STORE_INVALID;
-        goto out;
+    if ((int)state < 0 || (size_t)state >= sizeof sql / sizeof sql[0] || !sql[state])
+        return STORE_INVALID;
+    int rc = sqlite3_prepare_v2(b->db, sql[state], -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        bind_i64(st, 1, id);
+        bind_i64(st, 2, util_now_ms());
+        bind_i64(st, 3, next_at);
+        bind_text(st, 4, error);
     }
-    if ((rc = sqlite3_prepare_v2(b->db, sql[state], -1, &st, NULL)) != SQLITE_OK)
-        goto out;
-    bind_i64(st, 1, id);
-    bind_i64(st, 2, util_now_ms());
-    bind_i64(st, 3, next_at);
-    bind_text(st, 4, error);
-    if ((rc = sq_run(st)) != SQLITE_OK || sqlite3_changes(b->db) > 0)
-        goto out;
-    snprintf(q, sizeof q, "SELECT count(*) FROM mail_outbox WHERE id = %lld", (long long)id);
-    if ((rc = sq_int(b->db, q, &exists)) == SQLITE_OK)
-        ret = exists ? STORE_CONFLICT : STORE_NOTFOUND;
-
-out:
-    if (rc != SQLITE_OK)
-        ret = sq_fail(b->db, "outbox mark", rc);
-    sqlite3_finalize(st);
-    return ret;
+    return update_row(b->db, "outbox mark", st, rc, "mail_outbox", id);
 }
 
 /* ---- Metrics and retention -------------------------------------------------------------- */
@@ -2164,24 +2085,16 @@ static enum store_status sq_purge(struct store_backend *b, int64_t now, size_t l
         "WHERE r.id = m.request_id) ORDER BY m.updated_at LIMIT ?2)",
     };
     size_t got[sizeof sql / sizeof sql[0]] = {0};
-    sqlite3_stmt *st = NULL;
     enum store_status ret = STORE_OK;
     int64_t cut = add_sat(now, -b->o.done_retention_ms);
     int rc = sq_exec(b->db, "BEGIN");
     if (rc != SQLITE_OK)
         goto fail;
     for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
-        rc = sqlite3_prepare_v2(b->db, sql[i], -1, &st, NULL);
-        if (rc != SQLITE_OK)
-            goto fail;
-        bind_i64(st, 1, cut);
-        bind_i64(st, 2, (int64_t)limit);
-        rc = sq_run(st);
+        rc = run_ints(b->db, sql[i], cut, (int64_t)limit, 0);
         if (rc != SQLITE_OK)
             goto fail;
         got[i] = (size_t)sqlite3_changes(b->db);
-        sqlite3_finalize(st);
-        st = NULL;
     }
     if ((rc = sq_exec(b->db, "COMMIT")) != SQLITE_OK)
         goto fail;
@@ -2194,7 +2107,6 @@ static enum store_status sq_purge(struct store_backend *b, int64_t now, size_t l
     return STORE_OK;
 fail:
     ret = sq_fail(b->db, "purge", rc);
-    sqlite3_finalize(st);
     sq_rollback(b->db);
     return ret;
 }

@@ -1,6 +1,6 @@
 /* adapter: the kind table, bounded JSON parsing, and the helpers every adapter kind shares
- * (event skeleton, labels, times, status words, field mappings, splitting). The kinds
- * themselves live in one file each; see adapter.h for the event contract. */
+ * (event skeleton, labels, times, status words, field mappings, splitting, item loops).
+ * The kinds themselves live in one file each; see adapter.h for the event contract. */
 #include "adapters/adapter.h"
 
 #include <ctype.h>
@@ -671,80 +671,76 @@ static void map_clear_paths(struct map_field *f)
     f->n = 0;
 }
 
-static int map_apply_fields(struct adapter_map *m, const struct adapter_field_def *defs,
-                            size_t n, json_t *fields, char **err)
+/* fields.<k>: the paths of f, one or a list, replacing its built-in ones. */
+static int map_set_paths(struct map_field *f, const char *k, json_t *v, char **err)
 {
-    if (!fields)
-        return 0;
-    if (!json_is_object(fields)) {
-        *err = adapter_errf("fields must be a mapping of field name to path");
-        return -1;
-    }
-    const char *k;
-    json_t *v;
-    json_object_foreach(fields, k, v) {
-        struct map_field *f = map_find(m, k);
-        char what[160];
-        snprintf(what, sizeof what, "fields.%s", k);
-        if (!f) {
-            char *names = field_names(defs, n);
-            *err = adapter_errf("fields.%s: unknown field (known: %s)", k, names ? names : "");
-            free(names);
+    char what[160];
+    snprintf(what, sizeof what, "fields.%s", k);
+    map_clear_paths(f);
+    f->overridden = 1;
+    if (json_is_string(v)) {
+        if (map_add_path(f, json_string_value(v), what, err) < 0)
             return -1;
-        }
-        map_clear_paths(f);
-        f->overridden = 1;
-        if (json_is_string(v)) {
-            if (map_add_path(f, json_string_value(v), what, err) < 0)
+    } else if (json_is_array(v) && json_array_size(v) > 0) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+            if (!json_is_string(e)) {
+                *err = adapter_errf("%s: paths must be strings", what);
                 return -1;
-        } else if (json_is_array(v) && json_array_size(v) > 0) {
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e) {
-                if (!json_is_string(e)) {
-                    *err = adapter_errf("%s: paths must be strings", what);
-                    return -1;
-                }
-                if (map_add_path(f, json_string_value(e), what, err) < 0)
-                    return -1;
             }
-        } else {
-            *err = adapter_errf("%s must be a path or a list of paths", what);
-            return -1;
+            if (map_add_path(f, json_string_value(e), what, err) < 0)
+                return -1;
         }
+    } else {
+        *err = adapter_errf("%s must be a path or a list of paths", what);
+        return -1;
     }
     return 0;
 }
 
-static int map_apply_defaults(struct adapter_map *m, const struct adapter_field_def *defs,
-                              size_t n, json_t *dflts, char **err)
+/* defaults.<k>: the constant text of f. */
+static int map_set_default(struct map_field *f, const char *k, json_t *v, char **err)
 {
-    if (!dflts)
+    if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
+        *err = adapter_errf("defaults.%s must be a string", k);
+        return -1;
+    }
+    free(f->dflt);
+    f->dflt = jpath_scalar_string(v);
+    if (!f->dflt) {
+        *err = adapter_errf("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies the option opt ("fields" or "defaults"; absent: nothing), a mapping of field name
+ * to what, through set for each entry; the names must be fields of defs. 0 or -1 with *err. */
+static int map_apply_option(struct adapter_map *m, const struct adapter_field_def *defs,
+                            size_t n, json_t *options, const char *opt, const char *what,
+                            int (*set)(struct map_field *f, const char *k, json_t *v, char **err),
+                            char **err)
+{
+    json_t *map = json_object_get(options, opt);
+    if (!map)
         return 0;
-    if (!json_is_object(dflts)) {
-        *err = adapter_errf("defaults must be a mapping of field name to value");
+    if (!json_is_object(map)) {
+        *err = adapter_errf("%s must be a mapping of field name to %s", opt, what);
         return -1;
     }
     const char *k;
     json_t *v;
-    json_object_foreach(dflts, k, v) {
+    json_object_foreach(map, k, v) {
         struct map_field *f = map_find(m, k);
         if (!f) {
             char *names = field_names(defs, n);
-            *err = adapter_errf("defaults.%s: unknown field (known: %s)", k, names ? names : "");
+            *err = adapter_errf("%s.%s: unknown field (known: %s)", opt, k, names ? names : "");
             free(names);
             return -1;
         }
-        if (!json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
-            *err = adapter_errf("defaults.%s must be a string", k);
+        if (set(f, k, v, err) < 0)
             return -1;
-        }
-        free(f->dflt);
-        f->dflt = jpath_scalar_string(v);
-        if (!f->dflt) {
-            *err = adapter_errf("out of memory");
-            return -1;
-        }
     }
     return 0;
 }
@@ -767,8 +763,8 @@ struct adapter_map *adapter_map_new(const struct adapter_field_def *defs, size_t
                 goto fail;
         }
     }
-    if (map_apply_fields(m, defs, n, json_object_get(options, "fields"), err) < 0 ||
-        map_apply_defaults(m, defs, n, json_object_get(options, "defaults"), err) < 0)
+    if (map_apply_option(m, defs, n, options, "fields", "path", map_set_paths, err) < 0 ||
+        map_apply_option(m, defs, n, options, "defaults", "value", map_set_default, err) < 0)
         goto fail;
     return m;
 fail:
@@ -907,4 +903,78 @@ int adapter_split(json_t *root, const jpath_t *split, size_t max, json_t **items
     }
     *items = c.items;
     return 0;
+}
+
+/* ---- item loops ------------------------------------------------------------------------ */
+
+enum adapter_result adapter_map_items(const struct adapter_input *in,
+                                      const struct adapter_map *m, json_t *items,
+                                      adapter_item_fn make, json_t **events, char **err)
+{
+    json_t *out = json_array();
+    if (!out) {
+        *err = adapter_errf("out of memory");
+        return ADAPTER_REJECT;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(items, i, item) {
+        json_t *ev = make(in, m, item, i, err);
+        if (!ev) {
+            json_decref(out);
+            return ADAPTER_REJECT;
+        }
+        json_array_append_new(out, ev);
+    }
+    *events = out;
+    return ADAPTER_OK;
+}
+
+enum adapter_result adapter_am_events(const struct adapter_input *in, const char *kind,
+                                      json_t *root, json_t *alerts, size_t max,
+                                      json_t *(*group_of)(json_t *root),
+                                      void (*extras)(json_t *ev, json_t *alert, json_t *root),
+                                      json_t **events, char **err)
+{
+    enum adapter_result r = ADAPTER_REJECT;
+    json_t *out = NULL, *group = NULL;
+    if (json_array_size(alerts) > max) {
+        *err = adapter_errf("too many events: %zu alerts (limit %zu)", json_array_size(alerts),
+                            max);
+        goto done;
+    }
+    out = json_array();
+    group = group_of(root);
+    if (!out || !group) {
+        *err = adapter_errf("out of memory");
+        goto done;
+    }
+    const char *gstatus = adapter_get_str(root, "status");
+    const char *site_lbl = json_string_value(json_object_get(in->options, "site_label"));
+    if (site_lbl && !*site_lbl)
+        site_lbl = NULL;
+    size_t i;
+    json_t *alert;
+    json_array_foreach(alerts, i, alert) {
+        if (!json_is_object(alert)) {
+            *err = adapter_errf("alerts[%zu] is not an object", i);
+            goto done;
+        }
+        json_t *ev = adapter_am_event(in, kind, alert, gstatus, site_lbl);
+        if (!ev) {
+            *err = adapter_errf("out of memory");
+            goto done;
+        }
+        if (extras)
+            extras(ev, alert, root);
+        json_object_set_new(ev, "group", json_deep_copy(group));
+        json_array_append_new(out, ev);
+    }
+    *events = out;
+    out = NULL;
+    r = ADAPTER_OK;
+done:
+    json_decref(group);
+    json_decref(out);
+    return r;
 }

@@ -167,6 +167,24 @@ int adapter_split(json_t *root, const jpath_t *split, size_t max, json_t **items
  * site_label (may be NULL) names the label holding the site. NULL when memory runs out. */
 json_t *adapter_am_event(const struct adapter_input *in, const char *kind, json_t *alert,
                          const char *group_status, const char *site_label);
+/* The events of an Alertmanager-shaped payload root (borrowed) whose array alerts (borrowed)
+ * holds at most max alerts: each alert (an object) through adapter_am_event with kind, the
+ * payload's status and the site_label option, then extras (may be NULL) for the kind's own
+ * fields, then "group": a copy of what group_of (a new object or NULL) made of root. OK with
+ * *events a new array; REJECT with *err (too many alerts, not an object, out of memory). */
+enum adapter_result adapter_am_events(const struct adapter_input *in, const char *kind,
+                                      json_t *root, json_t *alerts, size_t max,
+                                      json_t *(*group_of)(json_t *root),
+                                      void (*extras)(json_t *ev, json_t *alert, json_t *root),
+                                      json_t **events, char **err);
+/* Builds the event of item (borrowed), the index-th item, through m: new, or NULL with *err. */
+typedef json_t *(*adapter_item_fn)(const struct adapter_input *in, const struct adapter_map *m,
+                                   json_t *item, size_t index, char **err);
+/* One event per item of the array items (borrowed), in order, each from make. OK with
+ * *events a new array; REJECT with make's *err, or "out of memory". */
+enum adapter_result adapter_map_items(const struct adapter_input *in,
+                                      const struct adapter_map *m, json_t *items,
+                                      adapter_item_fn make, json_t **events, char **err);
 /* Checks the options of the json or form kind (by name) and builds their mapping (fields
  * status, key, severity, title, text, time, url, site, labels). NULL with *err. */
 struct adapter_map *adapter_generic_map(const char *kind, json_t *options, char **err);

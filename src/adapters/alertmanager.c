@@ -21,13 +21,6 @@ int adapter_alertmanager_check(json_t *options, char **err)
     return 0;
 }
 
-/* The site_label option, or NULL when unset. */
-static const char *site_label(json_t *options)
-{
-    const char *s = json_string_value(json_object_get(options, "site_label"));
-    return s && *s ? s : NULL;
-}
-
 json_t *adapter_am_event(const struct adapter_input *in, const char *kind, json_t *alert,
                          const char *group_status, const char *site_lbl)
 {
@@ -118,7 +111,7 @@ enum adapter_result adapter_alertmanager_run(const struct adapter_input *in,
                                              json_t **events, char **err)
 {
     enum adapter_result r = ADAPTER_REJECT;
-    json_t *root = NULL, *out = NULL, *group = NULL;
+    json_t *root = NULL;
     char *version = NULL;
     if (adapter_alertmanager_check(in->options, err) < 0)
         goto done;
@@ -138,41 +131,10 @@ enum adapter_result adapter_alertmanager_run(const struct adapter_input *in,
         *err = adapter_errf("missing required field alerts");
         goto done;
     }
-    size_t max = adapter_max_events(lim);
-    if (json_array_size(alerts) > max) {
-        *err = adapter_errf("too many events: %zu alerts (limit %zu)", json_array_size(alerts),
-                            max);
-        goto done;
-    }
-    out = json_array();
-    group = am_group(root);
-    if (!out || !group) {
-        *err = adapter_errf("out of memory");
-        goto done;
-    }
-    const char *gstatus = adapter_get_str(root, "status");
-    size_t i;
-    json_t *alert;
-    json_array_foreach(alerts, i, alert) {
-        if (!json_is_object(alert)) {
-            *err = adapter_errf("alerts[%zu] is not an object", i);
-            goto done;
-        }
-        json_t *ev = adapter_am_event(in, "alertmanager", alert, gstatus, site_label(in->options));
-        if (!ev) {
-            *err = adapter_errf("out of memory");
-            goto done;
-        }
-        json_object_set_new(ev, "group", json_deep_copy(group));
-        json_array_append_new(out, ev);
-    }
-    *events = out;
-    out = NULL;
-    r = ADAPTER_OK;
+    r = adapter_am_events(in, "alertmanager", root, alerts, adapter_max_events(lim), am_group,
+                          NULL, events, err);
 done:
     free(version);
-    json_decref(group);
-    json_decref(out);
     json_decref(root);
     return r;
 }

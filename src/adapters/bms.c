@@ -193,7 +193,7 @@ static int is_truthy(json_t *v)
            (json_is_integer(v) && json_integer_value(v) != 0);
 }
 
-/* One alarm → new event, or NULL with *err. */
+/* One alarm → new event, or NULL with *err (an adapter_item_fn). */
 static json_t *bms_event(const struct adapter_input *in, const struct adapter_map *m,
                          json_t *item, size_t index, char **err)
 {
@@ -346,7 +346,7 @@ enum adapter_result adapter_bms_run(const struct adapter_input *in,
                                     char **err)
 {
     enum adapter_result r = ADAPTER_REJECT;
-    json_t *root = NULL, *items = NULL, *out = NULL;
+    json_t *root = NULL, *items = NULL;
     jpath_t *split = NULL;
     struct adapter_map *m = NULL;
     if (adapter_bms_check(in->options, err) < 0 ||
@@ -369,26 +369,10 @@ enum adapter_result adapter_bms_run(const struct adapter_input *in,
     } else if (adapter_split(root, split, max, &items, err) < 0) {
         goto done;
     }
-    out = json_array();
-    if (!out) {
-        *err = adapter_errf("out of memory");
-        goto done;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(items, i, item) {
-        json_t *ev = bms_event(in, m, item, i, err);
-        if (!ev)
-            goto done;
-        json_array_append_new(out, ev);
-    }
-    *events = out;
-    out = NULL;
-    r = ADAPTER_OK;
+    r = adapter_map_items(in, m, items, bms_event, events, err);
 done:
     adapter_map_free(m);
     jpath_free(split);
-    json_decref(out);
     json_decref(items);
     json_decref(root);
     return r;

@@ -69,61 +69,24 @@ static json_t *unified_group(json_t *root)
     return g;
 }
 
-static enum adapter_result unified(const struct adapter_input *in, json_t *root, json_t *alerts,
-                                   size_t max, json_t **events, char **err)
+/* Unified alerting's own fields of one alert's event (see adapter_am_events). */
+static void unified_extras(json_t *ev, json_t *alert, json_t *root)
 {
-    enum adapter_result r = ADAPTER_REJECT;
-    json_t *out = NULL, *group = NULL;
-    if (json_array_size(alerts) > max) {
-        *err = adapter_errf("too many events: %zu alerts (limit %zu)", json_array_size(alerts),
-                            max);
-        goto done;
-    }
-    out = json_array();
-    group = unified_group(root);
-    if (!out || !group) {
-        *err = adapter_errf("out of memory");
-        goto done;
-    }
-    const char *gstatus = adapter_get_str(root, "status");
-    const char *gtitle = adapter_get_str(root, "title");
-    size_t i;
-    json_t *alert;
-    json_array_foreach(alerts, i, alert) {
-        if (!json_is_object(alert)) {
-            *err = adapter_errf("alerts[%zu] is not an object", i);
-            goto done;
-        }
-        json_t *ev = adapter_am_event(in, "grafana", alert, gstatus, site_label(in->options));
-        if (!ev) {
-            *err = adapter_errf("out of memory");
-            goto done;
-        }
-        if (!*json_string_value(json_object_get(ev, "title")))
-            adapter_set(ev, "title", gtitle);
-        const char *panel = adapter_get_str(alert, "panelURL");
-        const char *dash = adapter_get_str(alert, "dashboardURL");
-        /* A panel or dashboard shows the technician the data; the rule editor is the last
-         * resort. */
-        adapter_set(ev, "url", first_nonempty(panel, dash, adapter_get_str(alert, "generatorURL")));
-        json_t *values = jpath_object_get(alert, "values");
-        json_object_set_new(ev, "values", adapter_object_copy(values));
-        adapter_set(ev, "valueString", adapter_get_str(alert, "valueString"));
-        adapter_set(ev, "dashboardURL", dash);
-        adapter_set(ev, "panelURL", panel);
-        adapter_set(ev, "silenceURL", adapter_get_str(alert, "silenceURL"));
-        adapter_set(ev, "imageURL", adapter_get_str(alert, "imageURL"));
-        json_object_set_new(ev, "orgId", number_or_zero(root, "orgId"));
-        json_object_set_new(ev, "group", json_deep_copy(group));
-        json_array_append_new(out, ev);
-    }
-    *events = out;
-    out = NULL;
-    r = ADAPTER_OK;
-done:
-    json_decref(group);
-    json_decref(out);
-    return r;
+    if (!*json_string_value(json_object_get(ev, "title")))
+        adapter_set(ev, "title", adapter_get_str(root, "title"));
+    const char *panel = adapter_get_str(alert, "panelURL");
+    const char *dash = adapter_get_str(alert, "dashboardURL");
+    /* A panel or dashboard shows the technician the data; the rule editor is the last
+     * resort. */
+    adapter_set(ev, "url", first_nonempty(panel, dash, adapter_get_str(alert, "generatorURL")));
+    json_t *values = jpath_object_get(alert, "values");
+    json_object_set_new(ev, "values", adapter_object_copy(values));
+    adapter_set(ev, "valueString", adapter_get_str(alert, "valueString"));
+    adapter_set(ev, "dashboardURL", dash);
+    adapter_set(ev, "panelURL", panel);
+    adapter_set(ev, "silenceURL", adapter_get_str(alert, "silenceURL"));
+    adapter_set(ev, "imageURL", adapter_get_str(alert, "imageURL"));
+    json_object_set_new(ev, "orgId", number_or_zero(root, "orgId"));
 }
 
 /* The one event of a legacy notification; new, or NULL when memory runs out. */
@@ -229,7 +192,8 @@ enum adapter_result adapter_grafana_run(const struct adapter_input *in,
     }
     json_t *alerts = jpath_object_get(root, "alerts");
     if (json_is_array(alerts))
-        r = unified(in, root, alerts, adapter_max_events(lim), events, err);
+        r = adapter_am_events(in, "grafana", root, alerts, adapter_max_events(lim),
+                              unified_group, unified_extras, events, err);
     else if (jpath_object_get(root, "ruleId") || jpath_object_get(root, "ruleName") ||
              jpath_object_get(root, "evalMatches"))
         r = legacy(in, root, events, err);

@@ -124,12 +124,23 @@ done:
     return ev;
 }
 
+/* An adapter_item_fn for the json kind: the event can fail only for memory. */
+static json_t *json_item_event(const struct adapter_input *in, const struct adapter_map *m,
+                               json_t *item, size_t index, char **err)
+{
+    (void)index;
+    json_t *ev = adapter_json_event(in, "json", m, item);
+    if (!ev)
+        *err = adapter_errf("out of memory");
+    return ev;
+}
+
 enum adapter_result adapter_json_run(const struct adapter_input *in,
                                      const struct adapter_limits *lim, json_t **events,
                                      char **err)
 {
     enum adapter_result r = ADAPTER_REJECT;
-    json_t *root = NULL, *items = NULL, *out = NULL;
+    json_t *root = NULL, *items = NULL;
     jpath_t *split = NULL;
     struct adapter_map *m = adapter_generic_map("json", in->options, err);
     if (!m || adapter_split_option(in->options, &split, err) < 0)
@@ -138,28 +149,10 @@ enum adapter_result adapter_json_run(const struct adapter_input *in,
         goto done;
     if (adapter_split(root, split, adapter_max_events(lim), &items, err) < 0)
         goto done;
-    out = json_array();
-    if (!out) {
-        *err = adapter_errf("out of memory");
-        goto done;
-    }
-    size_t i;
-    json_t *item;
-    json_array_foreach(items, i, item) {
-        json_t *ev = adapter_json_event(in, "json", m, item);
-        if (!ev) {
-            *err = adapter_errf("out of memory");
-            goto done;
-        }
-        json_array_append_new(out, ev);
-    }
-    *events = out;
-    out = NULL;
-    r = ADAPTER_OK;
+    r = adapter_map_items(in, m, items, json_item_event, events, err);
 done:
     adapter_map_free(m);
     jpath_free(split);
-    json_decref(out);
     json_decref(items);
     json_decref(root);
     return r;

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "common/buf.h"
+#include "mail/parse.h"
 
 #define H2T_MAX_HREF 2048
 
@@ -119,32 +120,6 @@ static void h2t_break(struct h2t_out *o, int n)
         o->pending_nl = n;
 }
 
-static size_t h2t_utf8(uint32_t cp, char out[4])
-{
-    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        cp = 0xFFFD;
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 struct h2t_entity {
     const char *name;
     uint32_t cp;
@@ -228,7 +203,7 @@ static size_t h2t_entity(const char *s, size_t n, char out[4], size_t *out_n)
             0x2013, 0x2014, 0x2DC, 0x2122, 0x161, 0x203A, 0x153, 0x9D, 0x17E, 0x178};
         if (cp >= 0x80 && cp <= 0x9F)
             cp = c1[cp - 0x80];
-        *out_n = h2t_utf8(cp, out);
+        *out_n = mail_parse_utf8_put(cp, out);
         return i;
     }
     size_t i = 1;
@@ -243,7 +218,7 @@ static size_t h2t_entity(const char *s, size_t n, char out[4], size_t *out_n)
         for (size_t k = 0; k < sizeof h2t_entities / sizeof h2t_entities[0]; k++) {
             const char *name = h2t_entities[k].name;
             if (strlen(name) == nlen && memcmp(name, s + 1, nlen) == 0) {
-                *out_n = h2t_utf8(h2t_entities[k].cp, out);
+                *out_n = mail_parse_utf8_put(h2t_entities[k].cp, out);
                 return i + 1;
             }
         }
@@ -253,7 +228,7 @@ static size_t h2t_entity(const char *s, size_t n, char out[4], size_t *out_n)
         if (nlen >= l && memcmp(h2t_legacy[k], s + 1, l) == 0) {
             for (size_t e = 0; e < sizeof h2t_entities / sizeof h2t_entities[0]; e++)
                 if (strcmp(h2t_entities[e].name, h2t_legacy[k]) == 0) {
-                    *out_n = h2t_utf8(h2t_entities[e].cp, out);
+                    *out_n = mail_parse_utf8_put(h2t_entities[e].cp, out);
                     break;
                 }
             return 1 + l + (semi && nlen == l ? 1 : 0);

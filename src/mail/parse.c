@@ -93,8 +93,10 @@ static size_t mp_utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
     return need;
 }
 
-static size_t mp_utf8_put(uint32_t cp, char out[4])
+size_t mail_parse_utf8_put(uint32_t cp, char out[4])
 {
+    if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        cp = 0xFFFD;
     if (cp < 0x80) {
         out[0] = (char)cp;
         return 1;
@@ -169,7 +171,7 @@ static int mp_text_append(buf_t *out, const char *s, size_t n, size_t max)
         if ((cp < 0x20 && cp != '\t' && cp != '\n') || cp == 0x7F)
             continue;
         char u[4];
-        size_t un = mp_utf8_put(cp, u);
+        size_t un = mail_parse_utf8_put(cp, u);
         if (max && out->len + un > max)
             return 0;
         if (buf_append(out, u, un) < 0)
@@ -212,7 +214,7 @@ char *mail_parse_clean_line(const char *s)
         if (space && o > 0)
             out[o++] = ' ';
         space = 0;
-        o += mp_utf8_put(cp, out + o);
+        o += mail_parse_utf8_put(cp, out + o);
     }
     out[o] = '\0';
     return out;
@@ -235,7 +237,7 @@ static int mp_from_cp1252(buf_t *out, const char *s, size_t n)
         }
         uint32_t cp = c < 0xA0 ? mp_cp1252[c - 0x80] : c;
         char u[4];
-        if (buf_append(out, u, mp_utf8_put(cp, u)) < 0)
+        if (buf_append(out, u, mail_parse_utf8_put(cp, u)) < 0)
             return -1;
     }
     return 0;

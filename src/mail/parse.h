@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The message object (every string valid UTF-8; header-derived strings are one line):
  *   subject, from {address, name, domain}, to [address], cc [address], reply_to, date
@@ -101,6 +102,9 @@ struct mail_prescan {
  * read). Never fails; counts are exact for well-formed mail and upper bounds otherwise. */
 void mail_parse_prescan(const char *data, size_t len, size_t max_header_lines,
                         struct mail_prescan *out);
+/* Writes cp as UTF-8 into out (U+FFFD for 0, a surrogate or a value past U+10FFFF); returns
+ * the bytes written, 1 to 4. */
+size_t mail_parse_utf8_put(uint32_t cp, char out[4]);
 /* One-line copy of s for anything that may reach an outgoing header: CR, LF, TAB and other
  * control characters (C0, DEL, C1, U+2028/2029) become one space, runs of them collapse,
  * the ends are trimmed, invalid UTF-8 becomes U+FFFD. malloc'd, or NULL on OOM / NULL s. */
