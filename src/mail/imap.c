@@ -30,6 +30,10 @@
 #define IP_MAILBOX_MAX 100
 #define IP_LIST_MAX (4u << 20)   /* bytes of a SEARCH / FETCH listing */
 #define IP_SMALL_MAX (64u << 10) /* bytes of any other command's output */
+/* UIDs per RFC822.SIZE listing: libcurl 7.88 (Debian 12) takes the untagged lines of a custom
+ * command as header data, caps them at 300 KiB and overcounts, so one listing of a few hundred
+ * UIDs fails every time; 50 stay well below it (the count starts afresh per command). */
+#define IP_SIZES_CHUNK 50
 #define IP_FAIL_SKIP 3           /* polls failing on one message before it is left alone */
 #define IP_ID_MAX 998
 
@@ -641,12 +645,16 @@ static int ip_cmp_i64(const void *a, const void *b)
 }
 
 /* UID SEARCH criteria on the mailbox: the UIDs above `above`, ascending, at most max
- * (*uids malloc'd; NULL when *n is 0). */
+ * (*uids malloc'd; NULL when *n is 0); *more (may be NULL) tells whether more than max were
+ * found. */
 static int ip_search(struct mail_imap_poller *p, struct ip_xfer *x, const char *uv,
-                     const char *criteria, int64_t above, size_t max, int64_t **uids, size_t *n)
+                     const char *criteria, int64_t above, size_t max, int64_t **uids, size_t *n,
+                     int *more)
 {
     *uids = NULL;
     *n = 0;
+    if (more)
+        *more = 0;
     char *url = ip_mbox_url(p, uv);
     char *cmd = util_asprintf("UID SEARCH %s", criteria);
     int64_t *v = NULL;
@@ -689,6 +697,8 @@ static int ip_search(struct mail_imap_poller *p, struct ip_xfer *x, const char *
         qsort(v, cnt, sizeof *v, ip_cmp_i64);
     *uids = v;
     *n = cnt < max ? cnt : max;
+    if (more)
+        *more = cnt > max;
     v = NULL;
     rc = 0;
 done:
@@ -698,7 +708,8 @@ done:
     return rc;
 }
 
-/* RFC822.SIZE of each UID (-1 when the server does not say). */
+/* RFC822.SIZE of each UID (-1 when the server does not say), asked IP_SIZES_CHUNK UIDs at a
+ * time. 0, or -1 when a listing failed (logged). */
 static int ip_sizes(struct mail_imap_poller *p, struct ip_xfer *x, const char *uv,
                     const int64_t *uids, size_t n, int64_t *sizes)
 {
@@ -706,26 +717,33 @@ static int ip_sizes(struct mail_imap_poller *p, struct ip_xfer *x, const char *u
     buf_init(&set, 0);
     char *url = ip_mbox_url(p, uv), *cmd = NULL;
     int rc = -1;
-    for (size_t i = 0; i < n; i++) {
-        sizes[i] = -1;
-        if (buf_printf(&set, "%s%lld", i ? "," : "", (long long)uids[i]) < 0)
-            goto done;
-    }
-    cmd = util_asprintf("UID FETCH %s (UID RFC822.SIZE)", set.data ? set.data : "");
-    if (!url || !cmd || ip_cmd(p, x, url, cmd, IP_LIST_MAX, "UID FETCH (RFC822.SIZE)") < 0)
+    if (!url)
         goto done;
-    for (const char *line = x->out.data; line && *line;) {
-        const char *eol = strchr(line, '\n');
-        int64_t uid, size;
-        char one[512];
-        size_t ll = eol ? (size_t)(eol - line) : strlen(line);
-        snprintf(one, sizeof one, "%.*s", (int)(ll < sizeof one ? ll : sizeof one - 1), line);
-        if (strstr(one, "FETCH (") && ip_field(one, "UID", &uid) == 0 &&
-            ip_field(one, "RFC822.SIZE", &size) == 0)
-            for (size_t i = 0; i < n; i++)
-                if (uids[i] == uid)
-                    sizes[i] = size;
-        line = eol ? eol + 1 : NULL;
+    for (size_t i = 0; i < n; i++)
+        sizes[i] = -1;
+    for (size_t from = 0; from < n; from += IP_SIZES_CHUNK) {
+        size_t to = n - from < IP_SIZES_CHUNK ? n : from + IP_SIZES_CHUNK;
+        buf_reset(&set);
+        for (size_t i = from; i < to; i++)
+            if (buf_printf(&set, "%s%lld", i > from ? "," : "", (long long)uids[i]) < 0)
+                goto done;
+        free(cmd);
+        cmd = util_asprintf("UID FETCH %s (UID RFC822.SIZE)", set.data ? set.data : "");
+        if (!cmd || ip_cmd(p, x, url, cmd, IP_LIST_MAX, "UID FETCH (RFC822.SIZE)") < 0)
+            goto done;
+        for (const char *line = x->out.data; line && *line;) {
+            const char *eol = strchr(line, '\n');
+            int64_t uid, size;
+            char one[512];
+            size_t ll = eol ? (size_t)(eol - line) : strlen(line);
+            snprintf(one, sizeof one, "%.*s", (int)(ll < sizeof one ? ll : sizeof one - 1), line);
+            if (strstr(one, "FETCH (") && ip_field(one, "UID", &uid) == 0 &&
+                ip_field(one, "RFC822.SIZE", &size) == 0)
+                for (size_t i = from; i < to; i++)
+                    if (uids[i] == uid)
+                        sizes[i] = size;
+            line = eol ? eol + 1 : NULL;
+        }
     }
     rc = 0;
 done:
@@ -815,7 +833,7 @@ static int ip_baseline(struct mail_imap_poller *p, struct ip_xfer *x, const char
     } else if (p->o.start == MAIL_IMAP_START_UNSEEN) {
         int64_t *uids = NULL;
         size_t n = 0;
-        if (ip_search(p, x, uv, "UNSEEN", 0, 1, &uids, &n) < 0)
+        if (ip_search(p, x, uv, "UNSEEN", 0, 1, &uids, &n, NULL) < 0)
             return -1;
         if (n > 0)
             *last = uids[0] - 1;
@@ -930,8 +948,9 @@ done:
     return out;
 }
 
-/* One poll. 0 when it ran to the end, -1 when cut short (logged). */
-static int ip_poll(struct mail_imap_poller *p, struct ip_xfer *x)
+/* One poll. 0 when it ran to the end, -1 when cut short (logged). *more: it ran to the end
+ * and left messages for the next poll (more than max_per_poll were waiting). */
+static int ip_poll(struct mail_imap_poller *p, struct ip_xfer *x, int *more)
 {
     char *state_s = NULL;
     json_t *state = NULL;
@@ -940,7 +959,9 @@ static int ip_poll(struct mail_imap_poller *p, struct ip_xfer *x)
     int rc = -1;
     char uv[24];
     int64_t uidnext = 0, last = 0;
+    int left = 0;
 
+    *more = 0;
     enum store_status st = ip_kv_get(p, &state_s);
     if (st != STORE_OK && st != STORE_NOTFOUND) {
         if (!atomic_load(&p->stopping))
@@ -967,7 +988,7 @@ static int ip_poll(struct mail_imap_poller *p, struct ip_xfer *x)
     }
     char crit[48];
     snprintf(crit, sizeof crit, "UID %lld:*", (long long)last + 1);
-    if (ip_search(p, x, uv, crit, last, p->o.max_per_poll, &uids, &n) < 0)
+    if (ip_search(p, x, uv, crit, last, p->o.max_per_poll, &uids, &n, &left) < 0)
         goto done;
     if (n > 0) {
         sizes = calloc(n, sizeof *sizes);
@@ -979,6 +1000,7 @@ static int ip_poll(struct mail_imap_poller *p, struct ip_xfer *x)
             ip_save(p, uv, uids[i]) < 0)
             goto done;
     }
+    *more = left;
     rc = 0;
 done:
     free(state_s);
@@ -1027,12 +1049,12 @@ static void *ip_worker(void *arg)
         /* A connection per poll: a fresh SELECT makes the server look at the mailbox again
          * (a selected mailbox kept open between polls need not show new mail), and no idle
          * connection is held between polls. */
-        int rc = -1;
+        int rc = -1, more = 0;
         x->h = curl_easy_init();
         if (!x->h || ip_curl_setup(p, x) < 0)
             log_error("imap poller cannot set up libcurl", "source", p->source);
         else
-            rc = ip_poll(p, x);
+            rc = ip_poll(p, x, &more);
         if (x->h)
             curl_easy_cleanup(x->h);
         x->h = NULL;
@@ -1041,7 +1063,9 @@ static void *ip_worker(void *arg)
             p->st.polls++;
         else if (!atomic_load(&p->stopping))
             p->st.failures++;
-        next = util_mono_ms() + p->o.interval_ms;
+        /* A backlog drains poll after poll, each still bounded by max_per_poll; a failed
+         * poll waits the interval. */
+        next = rc == 0 && more ? 0 : util_mono_ms() + p->o.interval_ms;
     }
     pthread_mutex_unlock(&p->mu);
     if (x) {

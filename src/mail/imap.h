@@ -19,7 +19,9 @@
  *                (default: from the oldest unseen message on), "all", or "new" (only mail
  *                that arrives later)
  *   max_message_bytes  larger messages are left in the mailbox (logged); default 25 MiB
- *   max_per_poll       messages taken per poll; default 50 (1 .. 1000)
+ *   max_per_poll       messages taken per poll; default 50 (1 .. 1000). When more were waiting,
+ *                      the next poll starts at once instead of after interval (a failed poll
+ *                      waits the interval)
  *   timeout      per IMAP command, connect included; default 60s */
 #ifndef TB_MAIL_IMAP_H
 #define TB_MAIL_IMAP_H

@@ -1,8 +1,9 @@
 /* Integration tests for the IMAP poller against a real dovecot (Debian's dovecot-imapd) that
  * each test starts on 127.0.0.1 with its own configuration, passwd-file and maildir in a
- * temporary folder: each message stored once (also across a restart), \Seen or moved only
- * after the commit, a UIDVALIDITY change, size limits and bad credentials. Also the option
- * checks and dedup keys, which need no server. Without dovecot the tests fail, loudly. */
+ * temporary folder: each message stored once (also across a restart and in polls of hundreds),
+ * \Seen or moved only after the commit, a backlog drained without waiting the interval, a
+ * UIDVALIDITY change, size limits and bad credentials. Also the option checks and dedup keys,
+ * which need no server. Without dovecot the tests fail, loudly. */
 #include <criterion/criterion.h>
 
 #include <dirent.h>
@@ -447,6 +448,98 @@ Test(mail_imap, only_unseen_mail_onwards_is_taken_the_first_time, .init = setup,
     cr_assert_eq(n, 1);
     cr_assert_str_eq(rows[0].dedup_key, "unseen@example.org");
     store_request_rows_free(rows, n);
+}
+
+/* Checks that the store holds exactly n requests, keyed "<prefix><1..n>@example.org", each
+ * once, and that every one of them is \Seen in the mailbox. */
+static void assert_each_stored_once(const char *prefix, size_t n)
+{
+    struct store_request_row *rows = NULL;
+    size_t got = count_requests(&rows);
+    cr_assert_eq(got, n, "%zu requests stored, %zu expected", got, n);
+    char *seen = calloc(n + 1, 1);
+    cr_assert_not_null(seen);
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i < got; i++) {
+        const char *k = rows[i].dedup_key;
+        cr_assert_eq(strncmp(k, prefix, pl), 0, "unexpected key %s", k);
+        int64_t num = 0;
+        char digits[16];
+        size_t dl = strspn(k + pl, "0123456789");
+        cr_assert(dl > 0 && dl < sizeof digits && strcmp(k + pl + dl, "@example.org") == 0,
+                  "unexpected key %s", k);
+        memcpy(digits, k + pl, dl);
+        digits[dl] = '\0';
+        cr_assert_eq(util_parse_i64(digits, 1, (int64_t)n, &num), 0, "unexpected key %s", k);
+        cr_assert_eq(seen[num], 0, "%s is stored twice", k);
+        seen[num] = 1;
+    }
+    free(seen);
+    store_request_rows_free(rows, got);
+    cr_assert_eq(count_files("cur", 'S'), (int)n, "every stored message is \\Seen");
+}
+
+static void deliver_many(const char *prefix, int n)
+{
+    for (int i = 1; i <= n; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s%d@example.org", prefix, i);
+        deliver(i, id, 0);
+    }
+}
+
+Test(mail_imap, a_poll_of_hundreds_of_messages_takes_them_all_once, .init = setup,
+     .fini = teardown)
+{
+    /* One RFC822.SIZE listing of all 250 UIDs would pass libcurl 7.88's cap on a command's
+     * untagged lines; the sizes are asked for in parts. */
+    deliver_many("bulk", 250);
+    start_poller("\"max_per_poll\": 1000");
+    struct mail_imap_stats st = run_polls(1, 0);
+    cr_assert_eq(st.failures, 0, "no poll failed");
+    cr_assert_eq(st.stored, 250);
+    cr_assert_eq(st.duplicates, 0);
+    cr_assert_eq(st.skipped, 0);
+    cr_assert_eq(stored_calls, 250);
+    assert_each_stored_once("bulk", 250);
+}
+
+struct wait_stored {
+    uint64_t want;
+    int64_t deadline;
+};
+
+static void on_stored_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct wait_stored *w = arg;
+    struct mail_imap_stats st;
+    mail_imap_poller_stats(poller, &st);
+    if (st.stored >= w->want || util_mono_ms() >= w->deadline)
+        event_base_loopbreak(base);
+}
+
+Test(mail_imap, a_backlog_is_drained_poll_after_poll_without_waiting_the_interval,
+     .init = setup, .fini = teardown)
+{
+    deliver_many("backlog", 35);
+    /* An hour between polls: only polls that follow a full one at once can take all 35 in
+     * time. No kick: the first poll starts by itself. */
+    start_poller("\"max_per_poll\": 10, \"interval\": \"1h\"");
+    struct wait_stored w = {35, util_mono_ms() + 30000};
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_stored_tick, &w);
+    struct timeval every = {0, 20000};
+    event_add(tick, &every);
+    event_base_dispatch(base);
+    event_free(tick);
+    struct mail_imap_stats st;
+    mail_imap_poller_stats(poller, &st);
+    cr_assert_eq(st.stored, 35, "%llu of 35 stored within 30 s of an hour's interval",
+                 (unsigned long long)st.stored);
+    cr_assert_eq(st.failures, 0);
+    cr_assert_geq(st.started, 4, "each poll takes at most 10");
+    stop_poller();
+    cr_assert_eq(stored_calls, 35);
+    assert_each_stored_once("backlog", 35);
 }
 
 Test(mail_imap, wrong_credentials_fail_the_poll_and_store_nothing, .init = setup, .fini = teardown)
