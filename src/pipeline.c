@@ -244,37 +244,51 @@ out:
     return rc;
 }
 
-int pipeline_run_now(pipeline_t *p)
+/* Settles at most one batch of new requests. Returns how many, -1 when the store failed;
+ * *more is set when a full batch was settled (more may be waiting). */
+static int pipeline_batch(pipeline_t *p, int *more)
 {
-    int total = 0;
-    for (;;) {
-        struct store_request_row *rows = NULL;
-        size_t n = 0;
-        if (store_requests_new(p->store, 0, PIPELINE_BATCH, &rows, &n) != STORE_OK)
-            return total ? total : -1;
-        int settled = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (pipeline_one(p, &rows[i]) < 0)
-                break;
-            settled++;
-        }
-        store_request_rows_free(rows, n);
-        total += settled;
-        if (settled && p->planned)
-            p->planned(p->arg);
-        if (n < PIPELINE_BATCH || settled < (int)n)
-            return total;
+    struct store_request_row *rows = NULL;
+    size_t n = 0;
+    *more = 0;
+    if (store_requests_new(p->store, 0, PIPELINE_BATCH, &rows, &n) != STORE_OK)
+        return -1;
+    int settled = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (pipeline_one(p, &rows[i]) < 0)
+            break;
+        settled++;
     }
+    store_request_rows_free(rows, n);
+    if (settled && p->planned)
+        p->planned(p->arg);
+    *more = n == PIPELINE_BATCH && settled == (int)n;
+    return settled;
 }
 
+int pipeline_run_now(pipeline_t *p)
+{
+    int total = 0, more = 1;
+    while (more) {
+        int n = pipeline_batch(p, &more);
+        if (n < 0)
+            return total ? total : -1;
+        total += n;
+    }
+    return total;
+}
+
+/* One batch per turn of the loop, so replies to senders, commit completions and deliveries
+ * interleave with a backlog instead of waiting behind all of it. */
 static void pipeline_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     pipeline_t *p = arg;
-    int n = pipeline_run_now(p);
+    int more = 0;
+    int n = pipeline_batch(p, &more);
     /* Poll again later in any case: a request that could not be settled is retried. */
-    struct timeval tv = {n < 0 ? 1 : 2, 0};
+    struct timeval tv = {n < 0 ? 1 : more ? 0 : 2, 0};
     evtimer_add(p->timer, &tv);
 }
 

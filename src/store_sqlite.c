@@ -124,6 +124,11 @@ static const char *const state_migrations[] = {
     "  created_at INTEGER NOT NULL);"
     "CREATE INDEX sent_mail_age ON sent_mail_ids(created_at);"
     "CREATE TABLE kv (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);",
+    /* 2: the due query walks runnable deliveries in id order and stops at its LIMIT, instead
+     * of visiting every delivery ever made (done ones included). */
+    "CREATE INDEX deliveries_runnable ON deliveries(id)"
+    "  WHERE state IN ('pending','retry','unknown');"
+    "DROP INDEX deliveries_due;",
 };
 
 static const char *const intake_migrations[] = {
@@ -1539,8 +1544,11 @@ static enum store_status sq_deliveries_due(struct store_backend *b, int64_t now,
 {
     /* Only a lane's head (its oldest unfinished delivery) may run: one key never has two
      * deliveries in flight and never runs out of order. */
+    /* INDEXED BY: walk the runnable deliveries in id order and stop at the LIMIT; the planner
+     * would otherwise gather every open delivery by state and sort them all. */
     return dlv_list(b,
-                    DLV_SELECT "WHERE d.state IN ('pending','retry','unknown') AND d.next_at <= ?1 "
+                    DLV_SELECT "INDEXED BY deliveries_runnable "
+                    "WHERE d.state IN ('pending','retry','unknown') AND d.next_at <= ?1 "
                     "AND d.id = (SELECT min(x.id) FROM deliveries x WHERE x.lane = d.lane "
                     "AND x.state IN ('pending','retry','inflight','unknown')) "
                     "ORDER BY d.id LIMIT ?2",

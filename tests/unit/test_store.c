@@ -459,9 +459,11 @@ Test(store, a_version_0_database_is_migrated_and_keeps_its_other_tables)
     store_close(s);
     char intake[600];
     snprintf(intake, sizeof intake, "%s.intake", path);
-    cr_expect_eq(user_version(path), 1);
+    cr_expect_eq(user_version(path), 2, "every state migration applied");
     cr_expect_eq(user_version(intake), 1);
     sql_on(path, "SELECT x FROM notes");
+    sql_on(path, "SELECT count(*) FROM deliveries INDEXED BY deliveries_runnable "
+                 "WHERE state IN ('pending','retry','unknown')");
 }
 
 Test(store, a_newer_schema_than_the_program_knows_is_refused)
