@@ -349,6 +349,9 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (!(s.base = event_base_new()))
         goto out;
+    /* Three priorities: network I/O and timers at the default (1); planning of stored
+     * requests at 2, so a burst of senders is answered first (see pipeline.c). */
+    event_base_priority_init(s.base, 3);
     s.store = store_open(s.cfg->store.path, NULL, s.base, &err);
     if (!s.store) {
         log_error("cannot open the store", "path", s.cfg->store.path, "error", err);

@@ -28,7 +28,9 @@ struct pipeline {
     rules_t *rules;
     void (*planned)(void *arg);
     void *arg;
-    struct event *timer;
+    struct event *timer;      /* low priority: runs when no request is waiting for I/O */
+    struct event *guard;      /* normal priority: bounds how long a busy intake can starve it */
+    int64_t last_run;         /* monotonic ms of the last batch */
     struct mail_loop_breaker *breaker;
 };
 
@@ -263,6 +265,7 @@ static int pipeline_batch(pipeline_t *p, int *more)
     if (settled && p->planned)
         p->planned(p->arg);
     *more = n == PIPELINE_BATCH && settled == (int)n;
+    p->last_run = util_mono_ms();
     return settled;
 }
 
@@ -278,8 +281,9 @@ int pipeline_run_now(pipeline_t *p)
     return total;
 }
 
-/* One batch per turn of the loop, so replies to senders, commit completions and deliveries
- * interleave with a backlog instead of waiting behind all of it. */
+/* One batch per turn of the loop, at a lower priority than network I/O: under a burst the
+ * loop answers senders first (their requests are durable once stored) and plans in the gaps;
+ * the guard below still plans a batch every PIPELINE_GUARD_MS when the gaps never come. */
 static void pipeline_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -290,6 +294,17 @@ static void pipeline_tick(evutil_socket_t fd, short what, void *arg)
     /* Poll again later in any case: a request that could not be settled is retried. */
     struct timeval tv = {n < 0 ? 1 : more ? 0 : 2, 0};
     evtimer_add(p->timer, &tv);
+}
+
+#define PIPELINE_GUARD_MS 200
+
+static void pipeline_guard(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pipeline_t *p = arg;
+    if (util_mono_ms() - p->last_run >= PIPELINE_GUARD_MS)
+        pipeline_tick(-1, 0, p);
 }
 
 pipeline_t *pipeline_new(struct event_base *base, struct store *st, const struct tb_config *cfg,
@@ -305,6 +320,20 @@ pipeline_t *pipeline_new(struct event_base *base, struct store *st, const struct
     p->planned = planned;
     p->arg = arg;
     p->timer = evtimer_new(base, pipeline_tick, p);
+    p->guard = event_new(base, -1, EV_PERSIST, pipeline_guard, p);
+    if (!p->timer || !p->guard) {
+        if (p->timer)
+            event_free(p->timer);
+        if (p->guard)
+            event_free(p->guard);
+        rules_unref(p->rules);
+        free(p);
+        return NULL;
+    }
+    /* The lowest priority the base has (all of them when it has only one). */
+    event_priority_set(p->timer, event_base_get_npriorities(base) - 1);
+    struct timeval every = {0, PIPELINE_GUARD_MS * 1000};
+    event_add(p->guard, &every);
     p->breaker = mail_loop_breaker_new(PIPELINE_MAIL_MAX, PIPELINE_MAIL_WINDOW_MS,
                                        PIPELINE_MAIL_SENDERS);
     metrics_declare("trackbridge_events_total", "counter",
@@ -418,6 +447,8 @@ void pipeline_free(pipeline_t *p)
         return;
     if (p->timer)
         event_free(p->timer);
+    if (p->guard)
+        event_free(p->guard);
     mail_loop_breaker_free(p->breaker);
     rules_unref(p->rules);
     free(p);
