@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -283,6 +284,89 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
+/* Prepared statements of the hot paths (delivery state changes, look-ups by id, lists) are
+ * kept per connection instead of being parsed again on every call: parsing was a quarter of
+ * the event loop's time under load. Only SQL with static storage may be cached (the key is
+ * the text's address); every user hands the statement back with sq_unprep, which resets it.
+ * Connections are used by one thread each; the table itself is shared, hence the mutex. */
+#define SQ_CACHE_MAX 96
+
+static struct {
+    sqlite3 *db;
+    const char *sql;
+    sqlite3_stmt *st;
+    int busy;
+} sq_cache[SQ_CACHE_MAX];
+static pthread_mutex_t sq_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Like sqlite3_prepare_v2 for a static SQL text: a cached statement when there is one. */
+static int sq_prep(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    int free_slot = -1;
+    pthread_mutex_lock(&sq_cache_lock);
+    for (int i = 0; i < SQ_CACHE_MAX; i++) {
+        if (sq_cache[i].db == db && sq_cache[i].sql == sql && !sq_cache[i].busy) {
+            sq_cache[i].busy = 1;
+            *st = sq_cache[i].st;
+            pthread_mutex_unlock(&sq_cache_lock);
+            return SQLITE_OK;
+        }
+        if (!sq_cache[i].db && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot >= 0) /* reserve it before leaving the lock */
+        sq_cache[free_slot].db = db;
+    pthread_mutex_unlock(&sq_cache_lock);
+    int rc = sqlite3_prepare_v3(db, sql, -1, free_slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, st,
+                                NULL);
+    if (free_slot >= 0) {
+        pthread_mutex_lock(&sq_cache_lock);
+        if (rc == SQLITE_OK) {
+            sq_cache[free_slot].sql = sql;
+            sq_cache[free_slot].st = *st;
+            sq_cache[free_slot].busy = 1;
+        } else {
+            sq_cache[free_slot].db = NULL;
+        }
+        pthread_mutex_unlock(&sq_cache_lock);
+    }
+    return rc;
+}
+
+/* Hands back a statement from sq_prep (reset for the next use) or finalizes one that is not
+ * cached. NULL is a no-op. */
+static void sq_unprep(sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_lock(&sq_cache_lock);
+    for (int i = 0; i < SQ_CACHE_MAX; i++) {
+        if (sq_cache[i].st == st && sq_cache[i].busy) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            sq_cache[i].busy = 0;
+            pthread_mutex_unlock(&sq_cache_lock);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&sq_cache_lock);
+    sqlite3_finalize(st);
+}
+
+/* Finalizes the cached statements of db; call before closing it. */
+static void sq_cache_drop(sqlite3 *db)
+{
+    pthread_mutex_lock(&sq_cache_lock);
+    for (int i = 0; i < SQ_CACHE_MAX; i++) {
+        if (sq_cache[i].db == db) {
+            if (sq_cache[i].st)
+                sqlite3_finalize(sq_cache[i].st);
+            memset(&sq_cache[i], 0, sizeof sq_cache[i]);
+        }
+    }
+    pthread_mutex_unlock(&sq_cache_lock);
+}
+
 /* Reads one integer from a query (bound with one optional integer); 0 or an SQLite rc. */
 static int sq_int(sqlite3 *db, const char *sql, int64_t *out)
 {
@@ -299,7 +383,7 @@ static int sq_int(sqlite3 *db, const char *sql, int64_t *out)
         rc = SQLITE_OK;
     }
 out:
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return rc;
 }
 
@@ -341,7 +425,7 @@ static enum store_status sq_list(sqlite3 *db, const char *what, const char *sql,
     void *arr = NULL;
     size_t cnt = 0;
     enum store_status ret = STORE_OK;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int rc = sq_prep(db, sql, &st);
     if (rc == SQLITE_OK) {
         bind_i64(st, 1, p1);
         bind_i64(st, 2, p2);
@@ -355,7 +439,7 @@ static enum store_status sq_list(sqlite3 *db, const char *what, const char *sql,
     }
     *rows = arr;
     *n = cnt;
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return ret;
 }
 
@@ -377,7 +461,7 @@ static enum store_status lookup_row(sqlite3 *db, const char *what, sqlite3_stmt 
     }
     if (rc != SQLITE_OK)
         ret = sq_fail(db, what, rc);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return ret;
 }
 
@@ -391,7 +475,7 @@ static enum store_status write_row(sqlite3 *db, const char *what, sqlite3_stmt *
         rc = sq_run(st);
     if (rc != SQLITE_OK)
         ret = sq_fail(db, what, rc);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return ret;
 }
 
@@ -400,14 +484,14 @@ static enum store_status write_row(sqlite3 *db, const char *what, sqlite3_stmt *
 static int run_ints(sqlite3 *db, const char *sql, int64_t p1, int64_t p2, int64_t p3)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int rc = sq_prep(db, sql, &st);
     if (rc == SQLITE_OK) {
         bind_i64(st, 1, p1);
         bind_i64(st, 2, p2);
         bind_i64(st, 3, p3);
         rc = sq_run(st);
     }
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return rc;
 }
 
@@ -531,7 +615,7 @@ static int sq_connect(const char *path, int sync_full, const struct store_opts *
         rc = SQLITE_ERROR;
         goto fail;
     }
-    sqlite3_finalize(st);
+    sq_unprep(st);
     st = NULL;
     rc = sq_exec(db, sync_full ? "PRAGMA synchronous=FULL; PRAGMA journal_size_limit=16777216"
                                : "PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=16777216");
@@ -541,7 +625,7 @@ static int sq_connect(const char *path, int sync_full, const struct store_opts *
     return 0;
 fail:
     *err = util_asprintf("%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    sqlite3_finalize(st);
+    sq_unprep(st);
     sqlite3_close_v2(db);
     return -1;
 }
@@ -601,7 +685,7 @@ static int meta_get(sqlite3 *db, const char *name, char **out)
         *out = col_str(st, 0);
     rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 out:
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return rc;
 }
 
@@ -616,7 +700,7 @@ static int meta_put(sqlite3 *db, const char *name, const char *value)
     bind_text(st, 2, value);
     rc = sq_run(st);
 out:
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return rc;
 }
 
@@ -759,7 +843,7 @@ static struct store_backend *sq_open(const char *path, const struct store_opts *
                              sqlite3_errmsg(b->db));
         goto fail;
     }
-    sqlite3_finalize(st);
+    sq_unprep(st);
     st = NULL;
     if (kv_get_db(b->db, SQ_FLOOR_KEY, &floor_s) == STORE_OK &&
         util_parse_i64(floor_s, 0, INT64_MAX, &b->floor) < 0)
@@ -783,7 +867,7 @@ static struct store_backend *sq_open(const char *path, const struct store_opts *
     free(floor_s);
     return b;
 fail:
-    sqlite3_finalize(st);
+    sq_unprep(st);
     free(floor_s);
     if (b)
         sq_close(b);
@@ -799,6 +883,8 @@ static void sq_close(struct store_backend *b)
         snprintf(v, sizeof v, "%lld", (long long)b->floor);
         kv_put_db(b->db, SQ_FLOOR_KEY, v);
     }
+    sq_cache_drop(b->db);
+    sq_cache_drop(b->intake);
     sqlite3_close_v2(b->db);
     sqlite3_close_v2(b->intake);
     free(b->path);
@@ -859,9 +945,11 @@ static void sq_writer_close(struct store_writer *w)
 {
     if (!w)
         return;
-    sqlite3_finalize(w->sel_dedup);
-    sqlite3_finalize(w->ins_req);
-    sqlite3_finalize(w->put_dedup);
+    sq_unprep(w->sel_dedup);
+    sq_unprep(w->ins_req);
+    sq_unprep(w->put_dedup);
+    sq_cache_drop(w->db);
+    sq_cache_drop(w->aux);
     sqlite3_close_v2(w->db);
     sqlite3_close_v2(w->aux);
     free(w);
@@ -1050,9 +1138,9 @@ out:
         st = sq_fail(failed_db, "intake purge", rc);
         sq_rollback(w->db);
     }
-    sqlite3_finalize(cand);
-    sqlite3_finalize(mark);
-    sqlite3_finalize(delreq);
+    sq_unprep(cand);
+    sq_unprep(mark);
+    sq_unprep(delreq);
     free(ids);
     return st;
 }
@@ -1190,7 +1278,7 @@ static enum store_status sq_requests_new(struct store_backend *b, int64_t after_
         if (nf > b->floor)
             b->floor = nf;
     }
-    sqlite3_finalize(st);
+    sq_unprep(st);
     st = NULL;
     sq_exec(b->db, "COMMIT");
     *rows = arr;
@@ -1198,7 +1286,7 @@ static enum store_status sq_requests_new(struct store_backend *b, int64_t after_
     return STORE_OK;
 fail:
     ret = sq_fail(b->db, "requests new", rc);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     sq_rollback(b->db);
     store_request_rows_free(arr, cnt);
     *rows = NULL;
@@ -1262,7 +1350,7 @@ static enum store_status mark_request(struct store_backend *b, int64_t request_i
 out:
     if (rc != SQLITE_OK)
         ret = sq_fail(b->db, "mark request", rc);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return ret;
 }
 
@@ -1366,15 +1454,15 @@ static enum store_status sq_request_processed(struct store_backend *b, int64_t r
         if (ret != STORE_OK)
             goto out;
     }
-    sqlite3_finalize(ins_ev);
-    sqlite3_finalize(ins_dlv);
+    sq_unprep(ins_ev);
+    sq_unprep(ins_dlv);
     ins_ev = ins_dlv = NULL;
     rc = sq_exec(b->db, "COMMIT");
     if (rc != SQLITE_OK)
         ret = sq_fail(b->db, "commit events", rc);
 out:
-    sqlite3_finalize(ins_ev);
-    sqlite3_finalize(ins_dlv);
+    sq_unprep(ins_ev);
+    sq_unprep(ins_dlv);
     if (ret != STORE_OK)
         sq_rollback(b->db);
     free(source);
@@ -1469,7 +1557,7 @@ static enum store_status sq_event_get(struct store_backend *b, int64_t id,
                                       struct store_event_row *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(b->db, EV_SELECT "WHERE id = ?1", -1, &st, NULL);
+    int rc = sq_prep(b->db, EV_SELECT "WHERE id = ?1", &st);
     if (rc == SQLITE_OK)
         bind_i64(st, 1, id);
     return lookup_row(b->db, "event get", st, rc, read_event, out);
@@ -1605,8 +1693,8 @@ static enum store_status dlv_missing(struct store_backend *b, int64_t id)
 static int dlv_where(sqlite3 *db, int64_t id, int64_t *event_id, int *step, char **corr_key)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, "SELECT event_id, step, corr_key FROM deliveries "
-                                    "WHERE id = ?1", -1, &st, NULL);
+    int rc = sq_prep(db, "SELECT event_id, step, corr_key FROM deliveries "
+                                    "WHERE id = ?1", &st);
     if (rc != SQLITE_OK)
         goto out;
     bind_i64(st, 1, id);
@@ -1621,7 +1709,7 @@ static int dlv_where(sqlite3 *db, int64_t id, int64_t *event_id, int *step, char
         rc = SQLITE_NOTFOUND;
     }
 out:
-    sqlite3_finalize(st);
+    sq_unprep(st);
     return rc;
 }
 
@@ -1657,7 +1745,7 @@ static enum store_status sq_delivery_change(struct store_backend *b, int64_t id,
     /* The conditional update comes first: it takes the write lock on a fresh snapshot and
      * decides the transition atomically. */
     if ((rc = sq_exec(b->db, "BEGIN")) != SQLITE_OK ||
-        (rc = sqlite3_prepare_v2(b->db, sql[c->to], -1, &st, NULL)) != SQLITE_OK)
+        (rc = sq_prep(b->db, sql[c->to], &st)) != SQLITE_OK)
         goto out;
     bind_i64(st, 1, id);
     bind_i64(st, 2, now);
@@ -1678,11 +1766,11 @@ static enum store_status sq_delivery_change(struct store_backend *b, int64_t id,
             goto out;
     }
     if (c->to == STORE_DLV_DEAD) {
-        sqlite3_finalize(st);
-        rc = sqlite3_prepare_v2(b->db,
+        sq_unprep(st);
+        rc = sq_prep(b->db,
                                 "UPDATE deliveries SET state = 'dead', last_error = ?3, "
                                 "updated_at = ?2 WHERE event_id = ?1 AND step > ?4 "
-                                "AND state IN ('pending','retry')", -1, &st, NULL);
+                                "AND state IN ('pending','retry')", &st);
         if (rc != SQLITE_OK)
             goto out;
         bind_i64(st, 1, event_id);
@@ -1700,7 +1788,7 @@ out:
         ret = sq_fail(b->db, "delivery change", rc);
     if (ret != STORE_OK)
         sq_rollback(b->db);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     free(corr_key);
     return ret;
 }
@@ -1759,7 +1847,7 @@ static enum store_status sq_deliveries_requeue_dead(struct store_backend *b, int
     rc = step_rows(st, sizeof *events, read_i64, (void **)&events, &n);
     if (rc != SQLITE_OK)
         goto out;
-    sqlite3_finalize(st);
+    sq_unprep(st);
     st = NULL;
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
         rc = event_follow(b->db, events[i], now);
@@ -1773,7 +1861,7 @@ out:
         ret = sq_fail(b->db, "requeue dead", rc);
         sq_rollback(b->db);
     }
-    sqlite3_finalize(st);
+    sq_unprep(st);
     free(events);
     return ret;
 }
@@ -1785,11 +1873,11 @@ static enum store_status corr_put_db(sqlite3 *db, const char *key, const json_t 
 {
     sqlite3_stmt *st = NULL;
     const char *status = json_string_value(json_object_get(state, "status"));
-    int rc = sqlite3_prepare_v2(db,
+    int rc = sq_prep(db,
                                 "INSERT INTO correlations(key, state, status, updated_at) "
                                 "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET "
                                 "state = excluded.state, status = excluded.status, "
-                                "updated_at = excluded.updated_at", -1, &st, NULL);
+                                "updated_at = excluded.updated_at", &st);
     if (rc == SQLITE_OK) {
         bind_text(st, 1, key);
         bind_text(st, 3, status);
@@ -1810,7 +1898,7 @@ static enum store_status lookup_text(sqlite3 *db, const char *sql, const char *a
                                      sq_read_fn read_row, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int rc = sq_prep(db, sql, &st);
     if (rc == SQLITE_OK)
         bind_text(st, 1, arg);
     return lookup_row(db, "lookup", st, rc, read_row, ctx);
@@ -2022,7 +2110,7 @@ static enum store_status sq_counters(struct store_backend *b, int64_t now,
     out->requests_new = sqlite3_column_int64(st, 0);
     if (out->requests_new > 0)
         out->oldest_new_age_ms = now - sqlite3_column_int64(st, 1);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     rc = sqlite3_prepare_v2(b->db,
                             "SELECT state, count(*), min(created_at) FROM deliveries "
                             "WHERE state IN ('pending','retry','inflight','unknown','dead') "
@@ -2049,7 +2137,7 @@ static enum store_status sq_counters(struct store_backend *b, int64_t now,
         goto fail;
     if (oldest != INT64_MAX)
         out->oldest_pending_age_ms = now - oldest;
-    sqlite3_finalize(st);
+    sq_unprep(st);
     rc = sqlite3_prepare_v2(b->db,
                             "SELECT count(*) FILTER (WHERE state <> 'dead'), "
                             "count(*) FILTER (WHERE state = 'dead') FROM mail_outbox "
@@ -2060,13 +2148,13 @@ static enum store_status sq_counters(struct store_backend *b, int64_t now,
         goto fail;
     out->outbox_pending = sqlite3_column_int64(st, 0);
     out->outbox_dead = sqlite3_column_int64(st, 1);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     st = NULL;
     sq_exec(b->db, "COMMIT");
     return STORE_OK;
 fail:
     ret = sq_fail(b->db, "counters", rc);
-    sqlite3_finalize(st);
+    sq_unprep(st);
     sq_rollback(b->db);
     return ret;
 }
