@@ -419,6 +419,35 @@ static struct tp_client *api_client(const char *who, struct api_args *a)
     return c;
 }
 
+/* Fills a from the configuration (-c, --set), then the environment, then the command line,
+ * each overriding the one before. Returns 0 to go on, or -1 with *rc set when the command
+ * ends here: 1 for a configuration that does not load, 2 for a usage error, 0 after --help
+ * (usage printed). *cfg owns the strings the options borrow (config_free it). */
+static int api_setup(int argc, char **argv, struct api_args *a, struct tb_config **cfg,
+                     const char *who, void (*usage)(FILE *f), int *rc)
+{
+    char err[256];
+    int bad = 0;
+    tp_options_init(&a->opts);
+    *cfg = api_config(&argc, argv, &a->opts, &bad);
+    if (bad) {
+        *rc = 1;
+        return -1;
+    }
+    api_apply_env(&a->opts);
+    if (api_parse(argc, argv, a, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", who, err, who);
+        *rc = 2;
+        return -1;
+    }
+    if (a->help) {
+        usage(stdout);
+        *rc = 0;
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_api(int argc, char **argv)
 {
     const char *who = "trackbridge api";
@@ -428,23 +457,9 @@ int cmd_api(int argc, char **argv)
     json_t *body = NULL;
     struct tp_client *c = NULL;
     struct tp_result *res = NULL;
-    int bad = 0;
-    tp_options_init(&a.opts);
-    struct tb_config *cfg = api_config(&argc, argv, &a.opts, &bad);
-    if (bad) {
-        rc = 1;
+    struct tb_config *cfg = NULL;
+    if (api_setup(argc, argv, &a, &cfg, who, api_usage, &rc) < 0)
         goto out;
-    }
-    api_apply_env(&a.opts);
-    if (api_parse(argc, argv, &a, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: %s\nRun 'trackbridge api --help' for usage.\n", who, err);
-        goto out;
-    }
-    if (a.help) {
-        api_usage(stdout);
-        rc = 0;
-        goto out;
-    }
     if (a.npos == 0) {
         fprintf(stderr, "%s: give METHOD PATH or an operation\n"
                         "Run 'trackbridge api --help' for usage.\n", who);
@@ -625,27 +640,12 @@ int cmd_ping(int argc, char **argv)
 {
     const char *who = "trackbridge ping";
     struct api_args a = {.ping = 1};
-    char err[256];
     int rc = 2;
     struct tp_client *c = NULL;
     struct tp_result *res = NULL;
-    int bad = 0;
-    tp_options_init(&a.opts);
-    struct tb_config *cfg = api_config(&argc, argv, &a.opts, &bad);
-    if (bad) {
-        rc = 1;
+    struct tb_config *cfg = NULL;
+    if (api_setup(argc, argv, &a, &cfg, who, ping_usage, &rc) < 0)
         goto out;
-    }
-    api_apply_env(&a.opts);
-    if (api_parse(argc, argv, &a, err, sizeof err) < 0) {
-        fprintf(stderr, "%s: %s\nRun 'trackbridge ping --help' for usage.\n", who, err);
-        goto out;
-    }
-    if (a.help) {
-        ping_usage(stdout);
-        rc = 0;
-        goto out;
-    }
     if (a.npos) {
         fprintf(stderr, "%s: takes no arguments\nRun 'trackbridge ping --help' for usage.\n",
                 who);

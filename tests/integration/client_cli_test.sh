@@ -96,4 +96,18 @@ $TB_BIN ping --url "$SIM_URL/nothing-here" --api-key "$KEY" >/dev/null 2>"$T_TMP
 t_eq "ping of a wrong base URL exits 1" $? 1
 t_ok "ping suspects the base URL" grep -q "not found (404)" "$T_TMP/e"
 
+# -c: the configuration's trackplan section, with --set overrides; the command line still wins
+env -u TRACKPLAN_URL TRACKBRIDGE_TOKEN=t TRACKPLAN_API_KEY="$KEY" $TB_BIN ping -c "$TB_SRC/deploy/trackbridge.yaml" \
+    --set "trackplan.url=$SIM_URL" >"$T_TMP/o"
+t_eq "ping -c reads the URL and key from the configuration" $? 0
+env -u TRACKPLAN_URL TRACKBRIDGE_TOKEN=t TRACKPLAN_API_KEY="$KEY" $TB_BIN api -c "$TB_SRC/deploy/trackbridge.yaml" \
+    --set "trackplan.url=$SIM_URL" list_sites --query page=1 --query pageSize=1 >"$T_TMP/o"
+t_eq "api -c calls with the configuration's credentials" $? 0
+env -u TRACKPLAN_URL TRACKBRIDGE_TOKEN=t TRACKPLAN_API_KEY="$KEY" $TB_BIN ping -c "$TB_SRC/deploy/trackbridge.yaml" \
+    --set "trackplan.url=$SIM_URL" --api-key nope >/dev/null 2>&1
+t_eq "the command line overrides the configuration" $? 1
+env -u TRACKPLAN_API_KEY TRACKBRIDGE_TOKEN=t $TB_BIN ping -c "$TB_SRC/deploy/trackbridge.yaml" >/dev/null 2>"$T_TMP/e"
+t_eq "a configuration that does not load exits 1" $? 1
+t_ok "and says where" grep -q "trackbridge.yaml:[0-9]*:[0-9]*: environment variable TRACKPLAN_API_KEY is not set" "$T_TMP/e"
+
 t_done
