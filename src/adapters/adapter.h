@@ -33,7 +33,8 @@ enum adapter_result { ADAPTER_OK, ADAPTER_REJECT };
 
 /* Runs the adapter of that kind (lim may be NULL). OK: *events is a new JSON array (possibly
  * empty). REJECT: *err is a malloc'd one-line reason fit for a problem+json detail (bad JSON
- * with line:col, too deep, too many events, wrong content type, missing required field). */
+ * with line:col, too deep, too many events, wrong content type, missing required field).
+ * A refusal of the content type always begins "content type" (the server answers it 415). */
 enum adapter_result adapter_run(const char *kind, const struct adapter_input *in,
                                 const struct adapter_limits *lim, json_t **events, char **err);
 /* 1 when kind is known ("alertmanager", "grafana", "zabbix", "json", "form", "bms", "email"). */
