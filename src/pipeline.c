@@ -214,8 +214,9 @@ static int pipeline_one(pipeline_t *p, struct store_request_row *row)
             char labels[200];
             snprintf(labels, sizeof labels, "outcome=\"%s\"", plan_phase(pl));
             pipeline_count("trackbridge_events_total", labels);
-            char rl[200];
-            snprintf(rl, sizeof rl, "rule=\"%s\"", plan_rule(pl));
+            char rl[200], esc[160];
+            metrics_escape(plan_rule(pl), esc, sizeof esc);
+            snprintf(rl, sizeof rl, "rule=\"%s\"", esc);
             pipeline_count("trackbridge_rule_matches_total", rl);
             log_info("event planned", "request", row->public_id, "rule", plan_rule(pl), "key",
                      plan_key(pl), "phase", plan_phase(pl), "note", plan_note(pl));
