@@ -410,14 +410,15 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
     d->inflight++;
     dlv_ref(j->row.id, j->ref);
 
-    struct store_event_row ev = {0};
+    json_t *plan_js = NULL;
     char *err = NULL;
-    if (store_event_get(d->store, j->row.event_id, &ev) != STORE_OK || !ev.plan) {
+    if (store_event_plan(d->store, j->row.event_id, &plan_js) != STORE_OK || !plan_js) {
+        json_decref(plan_js);
         dlv_dead(j, 0, "the event or its plan is missing");
         goto finish;
     }
-    j->plan = d->rebuild(ev.plan, d->rebuild_arg, &err);
-    store_event_row_clear(&ev);
+    j->plan = d->rebuild(plan_js, d->rebuild_arg, &err);
+    json_decref(plan_js);
     if (!j->plan) {
         dlv_dead(j, 0, err ? err : "the plan cannot be rebuilt");
         goto finish;

@@ -798,6 +798,13 @@ enum store_status store_request_requeue(struct store *s, int64_t request_id)
     return s->ops->request_requeue(s->be, request_id);
 }
 
+enum store_status store_event_plan(struct store *s, int64_t id, json_t **plan)
+{
+    if (!s || !plan || id <= 0)
+        return STORE_INVALID;
+    return s->ops->event_plan(s->be, id, plan);
+}
+
 enum store_status store_event_get(struct store *s, int64_t id, struct store_event_row *out)
 {
     if (!s || !out)

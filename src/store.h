@@ -222,6 +222,9 @@ void store_event_row_clear(struct store_event_row *r);
 void store_event_rows_free(struct store_event_row *rows, size_t n);
 /* One event (with its trace) into *out. NOTFOUND when absent. */
 enum store_status store_event_get(struct store *s, int64_t id, struct store_event_row *out);
+/* Only the plan of an event: *plan a new reference, NULL when the event has none. NOTFOUND
+ * when there is no such event. */
+enum store_status store_event_plan(struct store *s, int64_t id, json_t **plan);
 /* The events of a request by seq; *rows malloc'd (store_event_rows_free), NULL if *n is 0. */
 enum store_status store_events_for_request(struct store *s, int64_t request_id,
                                            struct store_event_row **rows, size_t *n);

@@ -67,6 +67,7 @@ struct store_backend_ops {
     enum store_status (*request_reject)(struct store_backend *b, int64_t request_id,
                                         const char *error);
     enum store_status (*request_requeue)(struct store_backend *b, int64_t request_id);
+    enum store_status (*event_plan)(struct store_backend *b, int64_t id, json_t **plan);
     enum store_status (*event_get)(struct store_backend *b, int64_t id,
                                    struct store_event_row *out);
     enum store_status (*events_for_request)(struct store_backend *b, int64_t request_id,

@@ -584,6 +584,22 @@ static int64_t event_with_steps(struct store *s, const char *key, int nsteps)
     return eid;
 }
 
+Test(store, the_plan_of_an_event_can_be_read_alone)
+{
+    struct store *s = open_store(NULL);
+    int64_t eid = event_with_steps(s, "k", 1);
+    json_t *plan = NULL;
+    cr_assert_eq(store_event_plan(s, eid, &plan), STORE_OK);
+    json_t *want = json_pack("[s]", "create_job_request");
+    cr_expect(json_equal(plan, want), "the stored plan comes back as it was");
+    json_decref(want);
+    json_decref(plan);
+    plan = NULL;
+    cr_expect_eq(store_event_plan(s, eid + 1000, &plan), STORE_NOTFOUND);
+    cr_expect_null(plan);
+    store_close(s);
+}
+
 /* Due delivery ids at now, in order, into ids (max 16); returns the count. */
 static size_t due_ids(struct store *s, int64_t now, int64_t ids[16])
 {
