@@ -1398,7 +1398,7 @@ struct mail_sender {
     int thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct ms_job *todo, *todo_tail; /* mu */
+    struct ms_job *queue, *queue_tail; /* mu */
     struct ms_job *done, *done_tail; /* mu */
     int stopping;                    /* mu */
     size_t inflight;                 /* loop thread */
@@ -1553,7 +1553,7 @@ static int ms_take(struct mail_sender *s, const struct store_outbox_row *row, in
     j->id = row->id;
     j->attempts = row->attempts + 1;
     pthread_mutex_lock(&s->mu);
-    ms_push(&s->todo, &s->todo_tail, j);
+    ms_push(&s->queue, &s->queue_tail, j);
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
     j = NULL;
@@ -1624,14 +1624,14 @@ static void *ms_worker(void *arg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->stopping && !s->todo)
+        while (!s->stopping && !s->queue)
             pthread_cond_wait(&s->cv, &s->mu);
         if (s->stopping)
             break;
-        struct ms_job *j = s->todo;
-        s->todo = j->next;
-        if (!s->todo)
-            s->todo_tail = NULL;
+        struct ms_job *j = s->queue;
+        s->queue = j->next;
+        if (!s->queue)
+            s->queue_tail = NULL;
         pthread_mutex_unlock(&s->mu);
         j->outcome = mail_send_smtp(&s->o.smtp, &j->b, &j->code, &j->error);
         pthread_mutex_lock(&s->mu);
@@ -1762,9 +1762,9 @@ void mail_sender_free(struct mail_sender *s)
         ms_apply(s, j);
         ms_job_free(j);
     }
-    while (s->todo) {
-        struct ms_job *j = s->todo;
-        s->todo = j->next;
+    while (s->queue) {
+        struct ms_job *j = s->queue;
+        s->queue = j->next;
         ms_mark(s, j->id, STORE_OUT_RETRY, util_now_ms(), "not sent: the sender stopped");
         ms_job_free(j);
     }
