@@ -28,6 +28,7 @@
 #include "mail/imap.h"
 #include "store.h"
 #include "testutil.h"
+#include "dovecot_conf.h"
 
 #define DOVECOT "/usr/sbin/dovecot"
 #define SOURCE "mail"
@@ -119,30 +120,7 @@ static void dovecot_start(void)
              (unsigned)mail_gid, inbox);
     write_text(path, text);
     port = free_port();
-    snprintf(text, sizeof text,
-             "protocols = imap\n"
-             "listen = 127.0.0.1\n"
-             "base_dir = %s/dv/base\n"
-             "state_dir = %s/dv/state\n"
-             "log_path = %s/dv/dovecot.log\n"
-             "ssl = no\n"
-             "disable_plaintext_auth = no\n"
-             "auth_mechanisms = plain login\n"
-             "auth_failure_delay = 0\n"
-             "default_login_user = %s\n"
-             "default_internal_user = %s\n"
-             "default_internal_group = %s\n"
-             "first_valid_uid = 1\n"
-             "first_valid_gid = 1\n"
-             "mail_location = maildir:%s\n"
-             "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN %s/dv/passwd\n}\n"
-             "userdb {\n  driver = passwd-file\n  args = %s/dv/passwd\n}\n"
-             "service imap-login {\n"
-             "  inet_listener imap {\n    address = 127.0.0.1\n    port = %d\n  }\n"
-             "  inet_listener imaps {\n    port = 0\n  }\n"
-             "}\n"
-             "service pop3-login {\n  inet_listener pop3 {\n    port = 0\n  }\n}\n",
-             dir, dir, dir, login_user, internal_user, internal_user, inbox, dir, dir, port);
+    tu_dovecot_conf(text, sizeof text, dir, login_user, internal_user, inbox, port);
     snprintf(path, sizeof path, "%s/dv/dovecot.conf", dir);
     write_text(path, text);
     if (geteuid() == 0) {
