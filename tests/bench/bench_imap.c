@@ -4,9 +4,9 @@
  * carries a 50-200 KiB attachment, base64), then runs the IMAP poller (after: seen) on an
  * event loop with a store until every message is stored. Prints messages, MB, wall seconds,
  * messages/s, MB/s and intake commits. Not a test: it prints figures and gives up after 120 s.
- * usage: bench_imap [MESSAGES [MAX_PER_POLL]]   (default 1000 and 100: ten polls, each kicked as
- * soon as the one before ended; with libcurl 7.88 a poll of more than ~150 messages fails at
- * its RFC822.SIZE listing, see README_imap.md)
+ * usage: bench_imap [MESSAGES [MAX_PER_POLL]]   (default 1000 and 100: ten polls, each started
+ * as soon as the one before ended; `bench_imap 1000 1000` takes them in one poll, see
+ * README_imap.md)
  * Exits 0 with figures; 1 when it could not run (no dovecot, setup failed); 2 when it gave
  * up before every message was stored (the partial figures are printed). */
 #include <errno.h>
