@@ -166,7 +166,7 @@ static void srv_commit_done(const struct store_intake_result *res, void *arg)
 static const char *srv_dedup_key(struct evhttp_request *req, json_t *events)
 {
     static const char *const names[] = {"webhook-id", "idempotency-key", "x-github-delivery",
-                                        "x-request-id-dedup", NULL};
+                                        NULL};
     for (int i = 0; names[i]; i++) {
         const char *v = hs_header(req, names[i]);
         if (v && *v)
