@@ -2,7 +2,13 @@
  * One job = one delivery row = one step of one event's plan. A job rebuilds the plan from the
  * event, replays the results of the steps before it (their stored responses), renders its
  * step against the key's current correlation state, sends it, and records the outcome and
- * the new correlation state in one store transaction. */
+ * the new correlation state in one store transaction.
+ *
+ * Store writes are batched per turn of the loop: the due deliveries of a scan are claimed
+ * (marked in flight) in one transaction before any is sent, and the completions of a turn are
+ * recorded together by a flush at the highest priority, before anything else runs. A crash
+ * before that flush leaves them in flight, which a restart turns into unknown outcomes: a
+ * create is then looked for by its marker before it is sent again. */
 #include "delivery.h"
 
 #include <stdio.h>
@@ -31,6 +37,8 @@ struct dlv {
     json_t *cache;            /* look-up answers: "GET path?query" → {"exp": ms, "v": body} */
     int failures;             /* consecutive temporary failures (breaker) */
     int64_t breaker_until;    /* ms (monotonic); 0 when closed */
+    struct event *flush_ev;   /* highest priority: records the completions of a turn */
+    struct dlv_job *done_head, **done_tail; /* completed, not yet recorded */
 };
 
 struct dlv_job {
@@ -44,6 +52,12 @@ struct dlv_job {
     int searching;            /* the in-flight call is the unknown-outcome search */
     char *cache_key;          /* set when the call is a cacheable look-up */
     int64_t t0;
+    int begun;                /* plan_begin changed j->corr (step 0) */
+    int done;                 /* completed: recorded by the next flush */
+    int done_status;
+    json_t *done_value;       /* the step's result, stored as the delivery's response */
+    int done_applied;         /* the result was applied to j->corr */
+    struct dlv_job *next;     /* in the flush list */
 };
 
 /* Creates whose text carries the marker, the field it goes in, and how to search for it. */
@@ -92,6 +106,7 @@ static void dlv_job_free(struct dlv_job *j)
     json_decref(j->results);
     json_decref(j->corr);
     json_decref(j->req);
+    json_decref(j->done_value);
     free(j->cache_key);
     free(j);
 }
@@ -146,6 +161,15 @@ static void dlv_cache_put(dlv_t *d, const char *key, json_t *value)
 static void dlv_finish(struct dlv_job *j)
 {
     dlv_t *d = j->d;
+    if (j->done) {
+        /* Still in flight until the flush has recorded it. */
+        j->next = NULL;
+        if (!d->done_head)
+            event_active(d->flush_ev, EV_TIMEOUT, 0);
+        *d->done_tail = j;
+        d->done_tail = &j->next;
+        return;
+    }
     d->inflight--;
     dlv_job_free(j);
     if (!d->draining)
@@ -163,12 +187,94 @@ static void dlv_dead(struct dlv_job *j, int status, const char *why)
     metrics_add("trackbridge_dead_letters_total", NULL, 1);
 }
 
-static void dlv_done(struct dlv_job *j, int status, json_t *result)
+/* Marks j done; dlv_finish hands it to the next flush, which records it. */
+static void dlv_done(struct dlv_job *j, int status, json_t *result, int applied)
 {
-    store_delivery_done(j->d->store, j->row.id, status, result,
-                        j->row.corr_key ? j->corr : NULL);
-    dlv_count(j->row.op, "done");
-    j->d->failures = 0;
+    j->done = 1;
+    j->done_status = status;
+    j->done_value = result ? json_incref(result) : NULL;
+    j->done_applied = applied;
+}
+
+/* The correlation state to record with a completion: the key's state as it is now (the
+ * pipeline may have moved it on while the call was out: a resolve, a repeat) with this step's
+ * own effects applied again, so they never undo what was decided meanwhile. NULL when the
+ * step changed nothing. */
+static json_t *dlv_corr_to_record(struct dlv_job *j)
+{
+    int creates = j->done_applied && dlv_marked_index(j->row.op) >= 0;
+    if (!j->row.corr_key || !j->corr || (!j->begun && !creates))
+        return NULL;
+    json_t *now = NULL;
+    if (store_correlation_get(j->d->store, j->row.corr_key, &now) != STORE_OK || !now)
+        return json_incref(j->corr);
+    if (j->begun)
+        plan_begin(j->plan, now, util_now_ms());
+    if (creates) {
+        json_t *scratch = plan_results_new();
+        char *err = NULL;
+        plan_step_apply(j->plan, (size_t)j->row.step, j->done_value, scratch, now, &err);
+        free(err);
+        json_decref(scratch);
+    }
+    return now;
+}
+
+/* Records j as done with its correlation state. */
+static enum store_status dlv_record_done(struct dlv_job *j)
+{
+    json_t *corr = dlv_corr_to_record(j);
+    enum store_status st = store_delivery_done(j->d->store, j->row.id, j->done_status,
+                                               j->done_value, corr);
+    json_decref(corr);
+    if (st != STORE_OK) {
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)j->row.id);
+        log_warn("cannot record a delivery as done", "delivery", id, "error",
+                 store_status_str(st));
+    }
+    /* Not recorded but sent: as an unknown outcome it is checked before anything is sent
+     * again (a create by its marker) instead of staying in flight until a restart. */
+    if (st == STORE_UNAVAILABLE || st == STORE_FULL)
+        store_delivery_unknown(j->d->store, j->row.id,
+                               "unknown: the completion could not be recorded");
+    return st;
+}
+
+/* Records the completions of this turn in one transaction. */
+static void dlv_flush(dlv_t *d)
+{
+    struct dlv_job *list = d->done_head;
+    if (!list)
+        return;
+    d->done_head = NULL;
+    d->done_tail = &d->done_head;
+    int batched = list->next && store_batch_begin(d->store) == STORE_OK;
+    for (struct dlv_job *j = list; j; j = j->next)
+        dlv_record_done(j);
+    if (batched && store_batch_commit(d->store) != STORE_OK) {
+        /* Nothing of the batch was kept: record them one by one. */
+        log_warn("cannot record a batch of completed deliveries; recording them one by one");
+        for (struct dlv_job *j = list; j; j = j->next)
+            dlv_record_done(j);
+    }
+    while (list) {
+        struct dlv_job *j = list;
+        list = j->next;
+        dlv_count(j->row.op, "done");
+        d->failures = 0;
+        d->inflight--;
+        dlv_job_free(j);
+    }
+    if (!d->draining)
+        dlv_schedule(d, 0);
+}
+
+static void dlv_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    dlv_flush(arg);
 }
 
 /* A temporary failure: retry later with backoff, or a dead letter when attempts are spent. */
@@ -229,7 +335,7 @@ static void dlv_apply_and_done(struct dlv_job *j, int status, json_t *value)
         free(err);
         return;
     }
-    dlv_done(j, status, value);
+    dlv_done(j, status, value, 1);
 }
 
 static void dlv_send(struct dlv_job *j);
@@ -435,15 +541,18 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
     }
     if (cancelled) {
         json_t *c = json_pack("{s:b}", "cancelled", 1);
-        dlv_done(j, 0, c);
+        dlv_done(j, 0, c, 0);
         json_decref(c);
         goto finish;
     }
-    if (j->row.step == 0 && !plan_begin(j->plan, j->corr, util_now_ms())) {
-        json_t *c = json_pack("{s:b}", "cancelled", 1);
-        dlv_done(j, 0, c);
-        json_decref(c);
-        goto finish;
+    if (j->row.step == 0) {
+        if (!plan_begin(j->plan, j->corr, util_now_ms())) {
+            json_t *c = json_pack("{s:b}", "cancelled", 1);
+            dlv_done(j, 0, c, 0);
+            json_decref(c);
+            goto finish;
+        }
+        j->begun = 1;
     }
     const char *reason = NULL;
     enum plan_render pr = plan_step_render(j->plan, (size_t)j->row.step, j->corr, j->results,
@@ -484,18 +593,33 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
                                 json_string(json_object_get(msg, "in_reply_to")
                                                 ? "auto-replied"
                                                 : "auto-generated"));
+        /* The mail enters the outbox in the transaction that records the step done: a crash
+         * can neither lose it nor, by sending the step again, queue it twice. */
+        if (store_batch_begin(d->store) != STORE_OK) {
+            dlv_later(j, 0, 1000, "the store is busy", 0);
+            goto finish;
+        }
         enum store_status st = mail_send_enqueue(d->store, msg, d->o.mail_from, 0, NULL, &err);
-        if (st == STORE_INVALID) {
+        if (st == STORE_OK) {
+            json_t *q = json_pack("{s:b}", "queued", 1);
+            if (plan_step_apply(j->plan, (size_t)j->row.step, q, j->results, j->corr, &err) < 0)
+                st = STORE_INVALID;
+            else
+                dlv_done(j, 0, q, 1);
+            json_decref(q);
+        }
+        if (st == STORE_OK && dlv_record_done(j) == STORE_OK &&
+            store_batch_commit(d->store) == STORE_OK) {
+            j->done = 0; /* recorded */
+            dlv_count(j->row.op, "done");
+            goto finish;
+        }
+        store_batch_rollback(d->store); /* INVALID when the failed commit already closed it */
+        j->done = 0;
+        if (st == STORE_INVALID)
             dlv_dead(j, 0, err ? err : "the mail cannot be built");
-            goto finish;
-        }
-        if (st != STORE_OK) {
+        else
             dlv_later(j, 0, 1000, "the outbox is unavailable", 0);
-            goto finish;
-        }
-        json_t *q = json_pack("{s:b}", "queued", 1);
-        dlv_apply_and_done(j, 0, q);
-        json_decref(q);
         goto finish;
     }
     const char *method = json_string_value(json_object_get(j->req, "method"));
@@ -540,6 +664,7 @@ static void dlv_scan(evutil_socket_t fd, short what, void *arg)
         return;
     }
     d->breaker_until = 0;
+    dlv_flush(d); /* completions first: they free their lanes */
     size_t room = d->o.concurrency > 0 && (size_t)d->o.concurrency > d->inflight
                       ? (size_t)d->o.concurrency - d->inflight
                       : 0;
@@ -548,7 +673,8 @@ static void dlv_scan(evutil_socket_t fd, short what, void *arg)
         struct store_delivery_row *rows = NULL;
         size_t n = 0;
         if (store_deliveries_due(d->store, util_now_ms(), room, &rows, &n) == STORE_OK) {
-            for (size_t i = 0; i < n; i++) {
+            size_t take = 0;
+            for (; take < n; take++) {
                 /* The global rate limit: a delivery not started now stays due. */
                 if (d->o.rate > 0 && !rl_take(&d->bucket, util_mono_ms(), 1)) {
                     long wait_s = rl_retry_after_s(&d->bucket, util_mono_ms());
@@ -556,11 +682,23 @@ static void dlv_scan(evutil_socket_t fd, short what, void *arg)
                     next = per > 0 && per < wait_s * 1000 ? per : wait_s * 1000;
                     break;
                 }
-                if (store_delivery_inflight(d->store, rows[i].id) != STORE_OK)
+            }
+            /* Claimed in one transaction, committed before the first is sent. */
+            unsigned char *claimed = calloc(take ? take : 1, 1);
+            int batched = claimed && take > 1 && store_batch_begin(d->store) == STORE_OK;
+            for (size_t i = 0; claimed && i < take; i++)
+                claimed[i] = store_delivery_inflight(d->store, rows[i].id) == STORE_OK;
+            if (batched && store_batch_commit(d->store) != STORE_OK) {
+                memset(claimed, 0, take);
+                next = 1000;
+            }
+            for (size_t i = 0; claimed && i < take; i++) {
+                if (!claimed[i])
                     continue;
                 rows[i].attempts++;
                 dlv_start(d, &rows[i]);
             }
+            free(claimed);
             store_delivery_rows_free(rows, n);
         }
     }
@@ -590,10 +728,16 @@ dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *clie
     if (d->o.rate > 0)
         rl_init(&d->bucket, d->o.rate, d->o.rate < 1 ? 1 : d->o.rate);
     d->timer = evtimer_new(base, dlv_scan, d);
+    d->flush_ev = event_new(base, -1, 0, dlv_flush_cb, d);
+    if (d->flush_ev)
+        event_priority_set(d->flush_ev, 0);
+    d->done_tail = &d->done_head;
     d->cache = json_object();
-    if (!d->timer || !d->cache) {
+    if (!d->timer || !d->flush_ev || !d->cache) {
         if (d->timer)
             event_free(d->timer);
+        if (d->flush_ev)
+            event_free(d->flush_ev);
         json_decref(d->cache);
         free(d);
         return NULL;
@@ -628,6 +772,10 @@ void dlv_free(dlv_t *d)
 {
     if (!d)
         return;
+    d->draining = 1;
+    dlv_flush(d);
+    if (d->flush_ev)
+        event_free(d->flush_ev);
     if (d->timer)
         event_free(d->timer);
     json_decref(d->cache);

@@ -31,6 +31,7 @@ struct pipeline {
     struct event *timer;      /* low priority: runs when no request is waiting for I/O */
     struct event *guard;      /* normal priority: bounds how long a busy intake can starve it */
     int64_t last_run;         /* monotonic ms of the last batch */
+    int unbatched;            /* the last batch failed: settle the next one request by request */
     struct mail_loop_breaker *breaker;
 };
 
@@ -256,6 +257,9 @@ static int pipeline_batch(pipeline_t *p, int *more)
     *more = 0;
     if (store_requests_new(p->store, 0, PIPELINE_BATCH, &rows, &n) != STORE_OK)
         return -1;
+    /* The batch's requests share one transaction; each is still settled all or nothing. */
+    int batched = n > 1 && !p->unbatched && store_batch_begin(p->store) == STORE_OK;
+    p->unbatched = 0;
     int settled = 0;
     for (size_t i = 0; i < n; i++) {
         if (pipeline_one(p, &rows[i]) < 0)
@@ -263,6 +267,14 @@ static int pipeline_batch(pipeline_t *p, int *more)
         settled++;
     }
     store_request_rows_free(rows, n);
+    if (batched && store_batch_commit(p->store) != STORE_OK) {
+        /* Nothing of the batch was kept: its requests are still new and come back, one
+         * transaction each so that one that cannot be stored holds back only itself. */
+        log_warn("cannot commit a batch of planned requests; they will be planned again");
+        p->unbatched = 1;
+        p->last_run = util_mono_ms();
+        return -1;
+    }
     if (settled && p->planned)
         p->planned(p->arg);
     *more = n == PIPELINE_BATCH && settled == (int)n;

@@ -488,6 +488,21 @@ void store_close(struct store *s)
     store_free(s);
 }
 
+enum store_status store_batch_begin(struct store *s)
+{
+    return s ? s->ops->batch_begin(s->be) : STORE_INVALID;
+}
+
+enum store_status store_batch_commit(struct store *s)
+{
+    return s ? s->ops->batch_end(s->be, 1) : STORE_INVALID;
+}
+
+enum store_status store_batch_rollback(struct store *s)
+{
+    return s ? s->ops->batch_end(s->be, 0) : STORE_INVALID;
+}
+
 enum store_status store_check_writable(struct store *s)
 {
     enum store_status st = STORE_OK;

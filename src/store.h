@@ -62,6 +62,16 @@ void store_close(struct store *s);
  * fsync (it may wait up to busy_timeout for another process's lock). */
 enum store_status store_check_writable(struct store *s);
 
+/* Batches of state changes: between store_batch_begin and store_batch_commit every state-side
+ * operation joins one transaction (each still all-or-nothing on its own), so a loop turn's
+ * work costs one commit instead of one per operation. Nothing is visible to other connections,
+ * nor durable, before the commit; when the commit fails, every operation of the batch is
+ * undone (the caller treats them as not done). Batches do not nest (INVALID) and must not
+ * stay open across a turn of the loop. store_batch_rollback undoes the whole batch. */
+enum store_status store_batch_begin(struct store *s);
+enum store_status store_batch_commit(struct store *s);
+enum store_status store_batch_rollback(struct store *s);
+
 /* ---- Intake (custody of raw requests) ------------------------------------------------ */
 
 /* A raw request as the server received it. Everything is borrowed for the call only. */

@@ -55,6 +55,10 @@ struct store_backend_ops {
     void (*writer_idle)(struct store_writer *w);
 
     /* State side. */
+    /* Opens a transaction that the operations until batch_end join (each as a savepoint);
+     * batch_end commits it (commit != 0) or rolls everything back. Batches do not nest. */
+    enum store_status (*batch_begin)(struct store_backend *b);
+    enum store_status (*batch_end)(struct store_backend *b, int commit);
     enum store_status (*check_writable)(struct store_backend *b);
     enum store_status (*requests_new)(struct store_backend *b, int64_t after_id, size_t limit,
                                       struct store_request_row **rows, size_t *n);

@@ -459,11 +459,75 @@ Test(store, a_version_0_database_is_migrated_and_keeps_its_other_tables)
     store_close(s);
     char intake[600];
     snprintf(intake, sizeof intake, "%s.intake", path);
-    cr_expect_eq(user_version(path), 2, "every state migration applied");
+    cr_expect_eq(user_version(path), 3, "every state migration applied");
     cr_expect_eq(user_version(intake), 1);
     sql_on(path, "SELECT x FROM notes");
     sql_on(path, "SELECT count(*) FROM deliveries INDEXED BY deliveries_runnable "
-                 "WHERE state IN ('pending','retry','unknown')");
+                 "WHERE (state = 'pending' OR state = 'retry' OR state = 'unknown')");
+}
+
+/* Schema 2 as shipped, with one event and two deliveries, ids past their rows. */
+static const char *const schema2_rows =
+    "INSERT INTO events(id, request_id, seq, source, status, key, event, rule, plan, state, "
+    "trace, created_at, updated_at) VALUES (7, 1, 0, 'am', 'firing', 'k', '{}', 'r', '{}', "
+    "'planned', NULL, 1, 1);"
+    "INSERT INTO deliveries(id, event_id, corr_key, lane, step, op, payload, state, attempts, "
+    "next_at, created_at, updated_at) VALUES (40, 7, 'k', 'k:k', 0, 'list_sites', NULL, 'done', "
+    "1, 0, 1, 1), (41, 7, 'k', 'k:k', 1, 'create_job', NULL, 'pending', 0, 0, 1, 1);"
+    "UPDATE sqlite_sequence SET seq = 90 WHERE name = 'deliveries';"
+    "UPDATE sqlite_sequence SET seq = 20 WHERE name = 'events';"
+    "PRAGMA user_version = 2;";
+
+static int64_t sql_int(const char *file, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_open(file, &db), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+Test(store, schema_3_keeps_events_deliveries_and_their_id_sequences)
+{
+    struct store *s = open_store(NULL);
+    store_close(s);
+    /* Back to schema 2's tables (IN lists) with rows, then migrate again. */
+    sql_on(path, "DROP TABLE deliveries; DROP TABLE events;"
+                 "DELETE FROM sqlite_sequence WHERE name IN ('deliveries','events');"
+                 "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, request_id INTEGER "
+                 "NOT NULL, seq INTEGER NOT NULL, source TEXT NOT NULL, status TEXT, key TEXT, "
+                 "event TEXT NOT NULL, rule TEXT, plan TEXT, state TEXT NOT NULL CHECK (state "
+                 "IN ('planned','done','ignored','failed')), trace TEXT, created_at INTEGER NOT "
+                 "NULL, updated_at INTEGER NOT NULL);"
+                 "CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id INTEGER "
+                 "NOT NULL, corr_key TEXT, lane TEXT NOT NULL, step INTEGER NOT NULL, op TEXT NOT "
+                 "NULL, payload TEXT, state TEXT NOT NULL CHECK (state IN ('pending','inflight',"
+                 "'done','retry','dead','unknown')), attempts INTEGER NOT NULL DEFAULT 0, next_at "
+                 "INTEGER NOT NULL, last_status INTEGER NOT NULL DEFAULT 0, last_error TEXT, "
+                 "response TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);");
+    sql_on(path, schema2_rows);
+    cr_assert_eq(user_version(path), 2);
+    s = open_store(NULL);
+    struct store_delivery_row *rows = NULL;
+    size_t n = 0;
+    cr_assert_eq(store_deliveries_due(s, util_now_ms(), 10, &rows, &n), STORE_OK);
+    cr_assert_eq(n, 1, "the pending step is due");
+    cr_expect_eq(rows[0].id, 41);
+    cr_expect_eq(rows[0].event_id, 7);
+    store_delivery_rows_free(rows, n);
+    store_close(s);
+    cr_expect_eq(user_version(path), 3);
+    cr_expect_eq(sql_int(path, "SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'"), 90,
+                 "the delivery ids go on after 90 ([tb:N] markers are never reused)");
+    cr_expect_eq(sql_int(path, "SELECT seq FROM sqlite_sequence WHERE name = 'events'"), 20);
+    cr_expect_eq(sql_int(path, "SELECT count(*) FROM sqlite_sequence WHERE name LIKE '%_new'"), 0);
+    cr_expect_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                               "tbl_name = 'deliveries' AND sql LIKE '%IN (%'"),
+                 0, "no IN list left in the deliveries' indexes");
 }
 
 Test(store, a_newer_schema_than_the_program_knows_is_refused)
