@@ -479,7 +479,7 @@ int cmd_test(int argc, char **argv)
         }
         char at[32];
         util_iso8601(received, at);
-        struct adapter_input in = {body, len, ct, headers, NULL, src->name, at, src->options};
+        struct adapter_input in = {body, len, ct, headers, NULL, src->name, at, src->options, 0};
         json_t *events = NULL;
         char *err = NULL;
         if (adapter_run(src->adapter, &in, &alim, &events, &err) != ADAPTER_OK) {

@@ -57,6 +57,10 @@ struct dlv_job {
     int done_status;
     json_t *done_value;       /* the step's result, stored as the delivery's response */
     int done_applied;         /* the result was applied to j->corr */
+    json_t *recorded_corr;    /* the correlation state recorded with the completion */
+    int chained;              /* the next step was claimed with the completion */
+    struct store_delivery_row *rows; /* the event's deliveries as read at the start */
+    size_t nrows;
     struct dlv_job *next;     /* in the flush list */
 };
 
@@ -107,6 +111,8 @@ static void dlv_job_free(struct dlv_job *j)
     json_decref(j->corr);
     json_decref(j->req);
     json_decref(j->done_value);
+    json_decref(j->recorded_corr);
+    store_delivery_rows_free(j->rows, j->nrows);
     free(j->cache_key);
     free(j);
 }
@@ -226,7 +232,10 @@ static enum store_status dlv_record_done(struct dlv_job *j)
     json_t *corr = dlv_corr_to_record(j);
     enum store_status st = store_delivery_done(j->d->store, j->row.id, j->done_status,
                                                j->done_value, corr);
-    json_decref(corr);
+    json_decref(j->recorded_corr);
+    j->recorded_corr = st == STORE_OK ? corr : NULL;
+    if (st != STORE_OK)
+        json_decref(corr);
     if (st != STORE_OK) {
         char id[24];
         snprintf(id, sizeof id, "%lld", (long long)j->row.id);
@@ -241,6 +250,72 @@ static enum store_status dlv_record_done(struct dlv_job *j)
     return st;
 }
 
+static void dlv_run(struct dlv_job *j);
+
+/* The event's next step when it may follow j's at once, else NULL. */
+static struct store_delivery_row *dlv_next_row(struct dlv_job *j)
+{
+    dlv_t *d = j->d;
+    if (!j->done_applied || d->draining || d->breaker_until)
+        return NULL;
+    struct store_delivery_row *next = NULL;
+    for (size_t i = 0; i < j->nrows; i++)
+        if (j->rows[i].step == j->row.step + 1 && (!next || j->rows[i].id < next->id))
+            next = &j->rows[i];
+    if (!next || next->next_at > util_now_ms() ||
+        !(next->state == STORE_DLV_PENDING || next->state == STORE_DLV_RETRY ||
+          next->state == STORE_DLV_UNKNOWN))
+        return NULL;
+    return next;
+}
+
+/* With j's completion in the flush's transaction: claims the event's next step for j, so it
+ * runs as soon as that transaction commits, without a scan, nor reading the plan again. */
+static void dlv_claim_next(struct dlv_job *j)
+{
+    dlv_t *d = j->d;
+    struct store_delivery_row *next = dlv_next_row(j);
+    if (!next || (d->o.rate > 0 && !rl_take(&d->bucket, util_mono_ms(), 1)))
+        return;
+    j->chained = store_delivery_inflight(d->store, next->id) == STORE_OK;
+}
+
+/* Moves j on to the step claimed by dlv_claim_next and runs it. */
+static void dlv_chain(struct dlv_job *j)
+{
+    struct store_delivery_row *next = dlv_next_row(j);
+    if (!next) { /* cannot happen: claimed from the same rows */
+        j->chained = 0;
+        j->d->inflight--;
+        dlv_job_free(j);
+        return;
+    }
+    store_delivery_row_clear(&j->row);
+    j->row = *next;
+    memset(next, 0, sizeof *next);
+    next->step = -1;
+    j->row.attempts++;
+    if (j->recorded_corr) {
+        json_decref(j->corr);
+        j->corr = j->recorded_corr;
+        j->recorded_corr = NULL;
+    } else if (j->row.corr_key) {
+        json_decref(j->corr);
+        j->corr = NULL;
+        if (store_correlation_get(j->d->store, j->row.corr_key, &j->corr) != STORE_OK)
+            j->corr = json_object();
+    }
+    json_decref(j->req);
+    j->req = NULL;
+    json_decref(j->done_value);
+    j->done_value = NULL;
+    free(j->cache_key);
+    j->cache_key = NULL;
+    j->done = j->done_applied = j->chained = j->begun = j->searching = 0;
+    j->t0 = util_mono_ms();
+    dlv_run(j);
+}
+
 /* Records the completions of this turn in one transaction. */
 static void dlv_flush(dlv_t *d)
 {
@@ -249,20 +324,27 @@ static void dlv_flush(dlv_t *d)
         return;
     d->done_head = NULL;
     d->done_tail = &d->done_head;
-    int batched = list->next && store_batch_begin(d->store) == STORE_OK;
+    int batched = store_batch_begin(d->store) == STORE_OK;
     for (struct dlv_job *j = list; j; j = j->next)
-        dlv_record_done(j);
+        if (dlv_record_done(j) == STORE_OK && batched)
+            dlv_claim_next(j);
     if (batched && store_batch_commit(d->store) != STORE_OK) {
         /* Nothing of the batch was kept: record them one by one. */
         log_warn("cannot record a batch of completed deliveries; recording them one by one");
-        for (struct dlv_job *j = list; j; j = j->next)
+        for (struct dlv_job *j = list; j; j = j->next) {
+            j->chained = 0;
             dlv_record_done(j);
+        }
     }
     while (list) {
         struct dlv_job *j = list;
         list = j->next;
         dlv_count(j->row.op, "done");
         d->failures = 0;
+        if (j->chained) {
+            dlv_chain(j);
+            continue;
+        }
         d->inflight--;
         dlv_job_free(j);
     }
@@ -497,7 +579,8 @@ static int dlv_rebuild_results(struct dlv_job *j, int *cancelled)
         free(err);
     }
     json_decref(scratch);
-    store_delivery_rows_free(rows, n);
+    j->rows = rows;
+    j->nrows = n;
     return 0;
 }
 
@@ -514,7 +597,6 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
     memset(row, 0, sizeof *row);
     j->t0 = util_mono_ms();
     d->inflight++;
-    dlv_ref(j->row.id, j->ref);
 
     json_t *plan_js = NULL;
     char *err = NULL;
@@ -545,6 +627,21 @@ static void dlv_start(dlv_t *d, struct store_delivery_row *row)
         json_decref(c);
         goto finish;
     }
+    free(err);
+    dlv_run(j);
+    return;
+finish:
+    free(err);
+    dlv_finish(j);
+}
+
+/* Runs j's step: its plan, the results of the steps before it and the key's correlation
+ * state are in j. */
+static void dlv_run(struct dlv_job *j)
+{
+    dlv_t *d = j->d;
+    char *err = NULL;
+    dlv_ref(j->row.id, j->ref);
     if (j->row.step == 0) {
         if (!plan_begin(j->plan, j->corr, util_now_ms())) {
             json_t *c = json_pack("{s:b}", "cancelled", 1);

@@ -15,6 +15,9 @@
 #include "metrics.h"
 
 #define PIPELINE_BATCH 64
+/* A batch stops after this long, so a burst of big payloads never holds the loop (and the
+ * answers to senders waiting on it) for more than a few milliseconds. */
+#define PIPELINE_SLICE_MS 3
 /* The per-sender mail breaker: more than this many mails from one address within the window
  * is the signature of two auto-responders answering each other. */
 #define PIPELINE_MAIL_MAX 20
@@ -32,6 +35,7 @@ struct pipeline {
     struct event *guard;      /* normal priority: bounds how long a busy intake can starve it */
     int64_t last_run;         /* monotonic ms of the last batch */
     int unbatched;            /* the last batch failed: settle the next one request by request */
+    size_t fetch;             /* requests to read for the next batch */
     struct mail_loop_breaker *breaker;
 };
 
@@ -249,23 +253,33 @@ out:
 }
 
 /* Settles at most one batch of new requests. Returns how many, -1 when the store failed;
- * *more is set when a full batch was settled (more may be waiting). */
+ * *more is set when the batch was full or cut short by its time slice (more may be waiting). */
 static int pipeline_batch(pipeline_t *p, int *more)
 {
     struct store_request_row *rows = NULL;
     size_t n = 0;
     *more = 0;
-    if (store_requests_new(p->store, 0, PIPELINE_BATCH, &rows, &n) != STORE_OK)
+    size_t want = p->fetch ? p->fetch : PIPELINE_BATCH;
+    if (store_requests_new(p->store, 0, want, &rows, &n) != STORE_OK)
         return -1;
     /* The batch's requests share one transaction; each is still settled all or nothing. */
     int batched = n > 1 && !p->unbatched && store_batch_begin(p->store) == STORE_OK;
     p->unbatched = 0;
-    int settled = 0;
+    int settled = 0, out_of_time = 0;
+    int64_t until = util_mono_ms() + PIPELINE_SLICE_MS;
     for (size_t i = 0; i < n; i++) {
         if (pipeline_one(p, &rows[i]) < 0)
             break;
         settled++;
+        if (i + 1 < n && util_mono_ms() >= until) { /* the rest comes back next turn */
+            out_of_time = 1;
+            break;
+        }
     }
+    /* Read about as many as a slice settles, not a full batch of bodies for nothing. */
+    p->fetch = out_of_time ? (size_t)settled * 2 + 2 : want * 2;
+    if (p->fetch > PIPELINE_BATCH)
+        p->fetch = PIPELINE_BATCH;
     store_request_rows_free(rows, n);
     if (batched && store_batch_commit(p->store) != STORE_OK) {
         /* Nothing of the batch was kept: its requests are still new and come back, one
@@ -277,7 +291,7 @@ static int pipeline_batch(pipeline_t *p, int *more)
     }
     if (settled && p->planned)
         p->planned(p->arg);
-    *more = n == PIPELINE_BATCH && settled == (int)n;
+    *more = settled > 0 && (n == want || out_of_time);
     p->last_run = util_mono_ms();
     return settled;
 }

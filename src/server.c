@@ -240,7 +240,7 @@ static void srv_hook(struct evhttp_request *req, const char *rest, void *arg)
     const char *ctype = hs_header(req, "Content-Type");
 
     /* Validate the payload now so a sender learns of a bad body at once (400) and nothing
-     * unusable is stored; the pipeline runs the adapter again from the stored bytes. */
+     * unusable is stored; the pipeline runs the adapter in full from the stored bytes. */
     json_t *headers = hs_headers_json(req);
     for (int i = 0; srv_secret_headers[i]; i++)
         json_object_del(headers, srv_secret_headers[i]);
@@ -255,6 +255,7 @@ static void srv_hook(struct evhttp_request *req, const char *rest, void *arg)
         .source = name,
         .received_at = stamp,
         .options = src->conf->options,
+        .check_only = 1,
     };
     struct adapter_limits lim = {(size_t)s->rt.cfg->limits.json_depth,
                                  (size_t)s->rt.cfg->limits.events_per_request};

@@ -272,7 +272,8 @@ enum store_status store_deliveries_for_event(struct store *s, int64_t event_id,
 /* State changes. Each returns OK, NOTFOUND, or CONFLICT when the current state does not
  * allow it (nothing changed). The event's state follows: DONE when all its deliveries are
  * done, FAILED while one is dead, PLANNED otherwise. */
-/* pending | retry | unknown → inflight; attempts + 1. */
+/* pending | retry | unknown → inflight; attempts + 1. Only for its lane's head (the oldest
+ * unfinished delivery of its key): CONFLICT otherwise. */
 enum store_status store_delivery_inflight(struct store *s, int64_t id);
 /* inflight | unknown → done, keeping the response (borrowed, may be NULL). When corr_state
  * (borrowed) is not NULL it is stored as the delivery's correlation state in the same

@@ -1874,8 +1874,10 @@ static enum store_status sq_delivery_change(struct store_backend *b, int64_t id,
 {
     static const char *const sql[] = {
         [STORE_DLV_INFLIGHT] = "UPDATE deliveries SET state = 'inflight', attempts = attempts + 1, "
-                               "updated_at = ?2 WHERE id = ?1 "
-                               "AND " SQ_DLV_RUNNABLE " " DLV_WHERE,
+                               "updated_at = ?2 WHERE id = ?1 AND " SQ_DLV_RUNNABLE " "
+                               /* only its lane's head: never two of a key at once */
+                               "AND id = (SELECT min(x.id) FROM deliveries x "
+                               "WHERE x.lane = deliveries.lane AND " SQ_DLV_OPEN ") " DLV_WHERE,
         [STORE_DLV_DONE] = "UPDATE deliveries SET state = 'done', last_status = ?4, "
                            "response = ?6, last_error = NULL, updated_at = ?2 "
                            "WHERE id = ?1 AND (state = 'inflight' OR state = 'unknown') " DLV_WHERE,
@@ -1945,7 +1947,10 @@ static enum store_status sq_delivery_change(struct store_backend *b, int64_t id,
         if ((rc = sq_run(st)) != SQLITE_OK)
             goto out;
     }
-    if ((rc = event_follow(b->db, event_id, now)) != SQLITE_OK)
+    /* Only done and dead move an event (to done or failed); in flight, retry and unknown
+     * leave it as it is. */
+    if ((c->to == STORE_DLV_DONE || c->to == STORE_DLV_DEAD) &&
+        (rc = event_follow(b->db, event_id, now)) != SQLITE_OK)
         goto out;
     rc = tx_commit(b);
 out:

@@ -943,6 +943,20 @@ enum adapter_result adapter_am_events(const struct adapter_input *in, const char
                             max);
         goto done;
     }
+    size_t i;
+    if (in->check_only) { /* what the loop below can refuse, without building anything */
+        for (i = 0; i < json_array_size(alerts); i++) {
+            if (!json_is_object(json_array_get(alerts, i))) {
+                *err = adapter_errf("alerts[%zu] is not an object", i);
+                goto done;
+            }
+        }
+        *events = json_array();
+        r = *events ? ADAPTER_OK : ADAPTER_REJECT;
+        if (!*events)
+            *err = adapter_errf("out of memory");
+        goto done;
+    }
     out = json_array();
     group = group_of(root);
     if (!out || !group) {
@@ -953,7 +967,6 @@ enum adapter_result adapter_am_events(const struct adapter_input *in, const char
     const char *site_lbl = json_string_value(json_object_get(in->options, "site_label"));
     if (site_lbl && !*site_lbl)
         site_lbl = NULL;
-    size_t i;
     json_t *alert;
     json_array_foreach(alerts, i, alert) {
         if (!json_is_object(alert)) {

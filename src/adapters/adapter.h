@@ -19,6 +19,10 @@ struct adapter_input {
     const char *source;       /* the source's name */
     const char *received_at;  /* ISO 8601 time the request was stored */
     json_t *options;          /* borrowed: the source's adapter options, may be NULL */
+    /* Only judge the payload (the intake's check): an adapter that can tell a good payload
+     * without building its events may return an empty event list. It refuses exactly what a
+     * full run refuses. */
+    int check_only;
 };
 
 /* 0 = defaults (ADAPTER_DEFAULT_MAX_DEPTH, ADAPTER_DEFAULT_MAX_EVENTS). */

@@ -119,7 +119,7 @@ static void bm_adapter(const char *label, struct bm_msg *msgs, size_t n, int64_t
     size_t count = 0, bytes = 0, i = 0;
     while ((now = bm_cpu_ms()) - start < ms) {
         struct adapter_input in = {msgs[i].data, msgs[i].len, "message/rfc822", NULL, NULL,
-                                   "bench", "2025-06-05T00:00:00.000Z", opts};
+                                   "bench", "2025-06-05T00:00:00.000Z", opts, 0};
         json_t *ev = NULL;
         char *err = NULL;
         if (adapter_email_run(&in, NULL, &ev, &err) != ADAPTER_OK) {

@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              "keep_attachments", 1, "max_attachment_bytes", 256,
                              "max_mime_depth", 8);
     struct adapter_input in = {body, len, types[mode], NULL, NULL, "fuzz",
-                               "2025-06-05T00:00:00.000Z", opts};
+                               "2025-06-05T00:00:00.000Z", opts, 0};
     json_t *events = NULL;
     char *err = NULL;
     if (adapter_email_run(&in, NULL, &events, &err) == ADAPTER_OK) {

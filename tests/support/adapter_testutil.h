@@ -43,7 +43,7 @@ static inline json_t *run_body(const char *kind, const char *body, size_t len,
         o = json_loads(options, 0, &e);
         cr_assert_not_null(o, "bad options: %s", e.text);
     }
-    struct adapter_input in = {body, len, ctype, NULL, NULL, ADAPTER_TEST_SOURCE, RECEIVED, o};
+    struct adapter_input in = {body, len, ctype, NULL, NULL, ADAPTER_TEST_SOURCE, RECEIVED, o, 0};
     json_t *events = NULL;
     char *err = NULL;
     enum adapter_result r = adapter_run(kind, &in, NULL, &events, &err);
@@ -69,7 +69,7 @@ static inline char *reject_body(const char *kind, const char *body, const char *
 {
     json_t *o = options ? json_loads(options, 0, NULL) : NULL;
     struct adapter_input in = {body, strlen(body), ctype, NULL, NULL, ADAPTER_TEST_SOURCE,
-                               RECEIVED, o};
+                               RECEIVED, o, 0};
     json_t *events = NULL;
     char *err = NULL;
     cr_assert_eq(adapter_run(kind, &in, NULL, &events, &err), ADAPTER_REJECT, "%s", body);

@@ -146,7 +146,7 @@ Test(alertmanager, bodies_that_are_not_webhook_payloads_are_rejected_with_the_re
 Test(alertmanager, an_empty_alert_list_gives_no_events)
 {
     const char *body = "{\"version\":\"4\",\"status\":\"firing\",\"alerts\":[]}";
-    struct adapter_input in = {body, strlen(body), NULL, NULL, NULL, "prom", RECEIVED, NULL};
+    struct adapter_input in = {body, strlen(body), NULL, NULL, NULL, "prom", RECEIVED, NULL, 0};
     json_t *events = NULL;
     char *err = NULL;
     cr_assert_eq(adapter_run("alertmanager", &in, NULL, &events, &err), ADAPTER_OK);

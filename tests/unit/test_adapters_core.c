@@ -18,7 +18,7 @@ static json_t *opts(const char *text)
 static char *reject(const char *kind, const char *body, const char *ctype, json_t *options,
                     const struct adapter_limits *lim)
 {
-    struct adapter_input in = {body, strlen(body), ctype, NULL, NULL, "src", "2025-04-08T00:00:00.000Z", options};
+    struct adapter_input in = {body, strlen(body), ctype, NULL, NULL, "src", "2025-04-08T00:00:00.000Z", options, 0};
     json_t *events = (json_t *)1;
     char *err = NULL;
     cr_assert_eq(adapter_run(kind, &in, lim, &events, &err), ADAPTER_REJECT, "%s accepted %s",
@@ -205,7 +205,7 @@ Test(adapter_run, accepts_json_posted_with_curls_default_form_content_type)
 {
     const char *body = "{\"title\":\"x\"}";
     struct adapter_input in = {body, strlen(body), "application/x-www-form-urlencoded", NULL, NULL,
-                               "src", "2025-04-08T00:00:00.000Z", NULL};
+                               "src", "2025-04-08T00:00:00.000Z", NULL, 0};
     json_t *events = NULL;
     char *err = NULL;
     cr_assert_eq(adapter_run("json", &in, NULL, &events, &err), ADAPTER_OK, "%s", err ? err : "");

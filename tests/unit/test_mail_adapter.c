@@ -14,7 +14,7 @@ static enum adapter_result run(const char *body, const char *ct, json_t *opts, j
                                char **err)
 {
     struct adapter_input in = {body, strlen(body), ct, NULL, NULL, "mailbox",
-                               "2025-06-05T00:00:00.000Z", opts};
+                               "2025-06-05T00:00:00.000Z", opts, 0};
     json_t *events = NULL;
     *err = NULL;
     enum adapter_result r = adapter_email_run(&in, NULL, &events, err);

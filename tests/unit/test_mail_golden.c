@@ -48,7 +48,7 @@ static json_t *golden_run(const char *file)
     json_t *opts = json_load_file(opath, 0, NULL);
     if (!opts)
         opts = json_pack("{s:[s]}", "our_domains", "fm.example.com");
-    struct adapter_input in = {body, blen, ct, NULL, NULL, "mailbox", GOLDEN_RECEIVED_AT, opts};
+    struct adapter_input in = {body, blen, ct, NULL, NULL, "mailbox", GOLDEN_RECEIVED_AT, opts, 0};
     json_t *events = NULL;
     char *err = NULL;
     enum adapter_result r = adapter_email_run(&in, NULL, &events, &err);

@@ -143,7 +143,7 @@ static json_t *fixture_event(const char *file)
     }
     json_t *opts = json_pack("{s:[s]}", "our_domains", "fm.example.com");
     struct adapter_input in = {body, len, ct, NULL, NULL, "mail", "2025-06-05T00:00:00.000Z",
-                               opts};
+                               opts, 0};
     json_t *events = NULL;
     char *err = NULL;
     cr_assert_eq(adapter_email_run(&in, NULL, &events, &err), ADAPTER_OK, "%s: %s", file,
