@@ -118,6 +118,19 @@ ev=t["events"]; assert len(ev)==2 and all(e["rule"]=="monitoring-alert" for e in
 assert all(e["key"].startswith("alert:alertmanager:") for e in ev)
 assert all([d["op"] for d in e["deliveries"]]==["list_sites","create_job"] and all(d["state"]=="done" for d in e["deliveries"]) for e in ev)' "$T_TMP/trace"
 
+# 8b. A resolve that arrives while its create is still out is kept: the create's completion
+#     does not turn the key back to open, so a recurrence opens a new job.
+curl -s -o /dev/null -X POST -d '{"delayMs":1500,"count":2,"path":"^/api/jobs$","method":"POST"}' "$SIM_URL/_sim/faults"
+sed 's/c4a1d0f3e2b18a77/dddd000000000001/; s/9be01d44aa73c2f0/dddd000000000002/' "$DATA/am_firing.json" >"$T_TMP/fslow.json"
+sed 's/c4a1d0f3e2b18a77/dddd000000000001/; s/9be01d44aa73c2f0/dddd000000000002/' "$DATA/am_resolved.json" >"$T_TMP/rslow.json"
+t_eq "firing with slow creates is accepted" "$(post "$T_TMP/fslow.json")" 202
+sleep 0.5
+t_eq "its resolve, sent while the creates are out, is accepted" "$(post "$T_TMP/rslow.json")" 202
+t_ok "the slow jobs are created, then completed" wait_jobs "10 Completed,Completed,Completed,Completed,Open,Open,Open,Open,Open,Open"
+curl -s -o /dev/null -X DELETE "$SIM_URL/_sim/faults"
+t_eq "the alert firing again is accepted" "$(post "$T_TMP/fslow.json")" 202
+t_ok "it opens new jobs (the keys stayed resolved)" wait_jobs "12 Completed,Completed,Completed,Completed,Open,Open,Open,Open,Open,Open,Open,Open"
+
 # 9. Work accepted while TrackplanFM is down is delivered after a restart of trackbridge.
 kill "$T_PID_sim"; wait "$T_PID_sim" 2>/dev/null
 sed 's/c4a1d0f3e2b18a77/cccc000000000001/; s/9be01d44aa73c2f0/cccc000000000002/' "$DATA/am_firing.json" >"$T_TMP/fdown.json"
