@@ -17,7 +17,7 @@
 #define PIPELINE_BATCH 64
 /* A batch stops after this long, so a burst of big payloads never holds the loop (and the
  * answers to senders waiting on it) for more than a few milliseconds. */
-#define PIPELINE_SLICE_MS 3
+#define PIPELINE_SLICE_MS 1
 /* The per-sender mail breaker: more than this many mails from one address within the window
  * is the signature of two auto-responders answering each other. */
 #define PIPELINE_MAIL_MAX 20

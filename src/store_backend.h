@@ -51,7 +51,8 @@ struct store_backend_ops {
                                      size_t n);
     enum store_status (*writer_purge)(struct store_writer *w, int64_t now, size_t limit,
                                       struct store_purge_counts *out);
-    /* Periodic upkeep between batches (checkpoint of the state database). */
+    /* Checkpoints of both files, every 100 ms on the checkpointer thread (its own
+     * connections, so intake commits and loop writes never carry one). */
     void (*writer_idle)(struct store_writer *w);
 
     /* State side. */

@@ -25,9 +25,9 @@
 
 #define SQ_FLOOR_KEY "store.requests_floor"
 #define SQ_DEAD_CASCADE "an earlier step failed"
-/* The writer checkpoints the state file once its WAL holds this many frames (SQLite's own
- * autocheckpoint default); past the second figure, loop writes kept the WAL from restarting
- * and the writer forces a restart (blocking loop writes for the short remainder). */
+/* The checkpointer checkpoints a file once its WAL holds this many frames (SQLite's own
+ * autocheckpoint default); past the second figure, writes kept the WAL from restarting and it
+ * forces a restart (blocking writes for the short remainder). */
 #define SQ_STATE_CKPT_FRAMES 1000
 #define SQ_STATE_FORCE_FRAMES 8000
 
@@ -45,9 +45,11 @@ struct store_backend {
 
 struct store_writer {
     sqlite3 *db;      /* intake file, synchronous=FULL */
-    sqlite3 *aux;     /* state file: request marks for purge, checkpoints */
+    sqlite3 *aux;     /* state file: request marks for purge */
+    sqlite3 *ck_intake, *ck_state; /* the checkpointer's (writer_idle) */
+    atomic_int intake_frames;      /* frames in the intake WAL after the writer's last commit */
     struct store_backend *b; /* outlives the writer: read for state_frames only */
-    int aux_frames;          /* frames in the state WAL after aux's last commit */
+    int ck_frames;           /* frames in the state WAL after ck_state's last commit */
     sqlite3_stmt *sel_dedup, *ins_req, *put_dedup;
     struct store_opts o;
 };
@@ -1002,8 +1004,17 @@ static void sq_close(struct store_backend *b)
 /* ---- Intake writer ---------------------------------------------------------------------- */
 
 static void sq_writer_close(struct store_writer *w);
-static int aux_wal_hook(void *arg, sqlite3 *db, const char *schema, int frames);
+static int ck_state_wal_hook(void *arg, sqlite3 *db, const char *schema, int frames);
 static int restart_write(struct store_writer *w, int log_frames);
+
+static int intake_wal_hook(void *arg, sqlite3 *db, const char *schema, int frames)
+{
+    struct store_writer *w = arg;
+    (void)db;
+    if (strcmp(schema, "main") == 0)
+        atomic_store(&w->intake_frames, frames);
+    return SQLITE_OK;
+}
 
 static struct store_writer *sq_writer_open(struct store_backend *b, char **err)
 {
@@ -1018,7 +1029,16 @@ static struct store_writer *sq_writer_open(struct store_backend *b, char **err)
     b->intake = NULL;
     if (sq_connect(b->path, 0, &b->o, &w->aux, err) < 0)
         goto fail;
-    sqlite3_wal_hook(w->aux, aux_wal_hook, w);
+    if (sq_connect(b->intake_path, 1, &b->o, &w->ck_intake, err) < 0 ||
+        sq_connect(b->path, 0, &b->o, &w->ck_state, err) < 0)
+        goto fail;
+    sqlite3_wal_hook(w->ck_state, ck_state_wal_hook, w);
+    /* Intake commits never checkpoint: the checkpointer does it from its own connection. */
+    if (sq_exec(w->db, "PRAGMA wal_autocheckpoint=0") != SQLITE_OK) {
+        *err = util_asprintf("%s: %s", b->intake_path, sqlite3_errmsg(w->db));
+        goto fail;
+    }
+    sqlite3_wal_hook(w->db, intake_wal_hook, w);
     if (sqlite3_prepare_v3(w->db,
                            "SELECT request_id, public_id, expires_at FROM dedup "
                            "WHERE source = ?1 AND key = ?2", -1, SQLITE_PREPARE_PERSISTENT,
@@ -1039,7 +1059,7 @@ static struct store_writer *sq_writer_open(struct store_backend *b, char **err)
     }
     /* Starts the state WAL here, so its header sync is not the loop's first commit's. */
     if (restart_write(w, INT32_MAX) < 0) {
-        *err = util_asprintf("%s: %s", b->path, sqlite3_errmsg(w->aux));
+        *err = util_asprintf("%s: %s", b->path, sqlite3_errmsg(w->ck_state));
         goto fail;
     }
     return w;
@@ -1057,8 +1077,12 @@ static void sq_writer_close(struct store_writer *w)
     sq_unprep(w->put_dedup);
     sq_cache_drop(w->db);
     sq_cache_drop(w->aux);
+    sq_cache_drop(w->ck_intake);
+    sq_cache_drop(w->ck_state);
     sqlite3_close_v2(w->db);
     sqlite3_close_v2(w->aux);
+    sqlite3_close_v2(w->ck_intake);
+    sqlite3_close_v2(w->ck_state);
     free(w);
 }
 
@@ -1252,12 +1276,12 @@ out:
     return st;
 }
 
-static int aux_wal_hook(void *arg, sqlite3 *db, const char *schema, int frames)
+static int ck_state_wal_hook(void *arg, sqlite3 *db, const char *schema, int frames)
 {
     struct store_writer *w = arg;
     (void)db;
     (void)schema;
-    w->aux_frames = frames;
+    w->ck_frames = frames;
     return SQLITE_OK;
 }
 
@@ -1269,37 +1293,56 @@ static int restart_write(struct store_writer *w, int log_frames)
     char sql[96];
     snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta(name, value) "
                               "VALUES ('checkpointed_at', '%lld')", (long long)util_now_ms());
-    w->aux_frames = INT32_MAX;
-    int rc = sq_exec(w->aux, sql);
+    w->ck_frames = INT32_MAX;
+    int rc = sq_exec(w->ck_state, sql);
     if (rc != SQLITE_OK) {
-        sq_log(w->aux, "state wal restart", rc);
+        sq_log(w->ck_state, "state wal restart", rc);
         return -1;
     }
-    return w->aux_frames < log_frames;
+    return w->ck_frames < log_frames;
 }
 
-/* Checkpoints the state file from the writer thread once its WAL is large: PASSIVE (never
- * blocks the loop), then a restart write. When loop writes keep winning that race and the
- * WAL keeps growing, a RESTART checkpoint holds loop writes off for the short remainder so
- * the restart write can win. */
+/* Checkpoints the intake file once its WAL is large, from the checkpointer's connection:
+ * PASSIVE runs beside the writer's commits, and when it copied everything the writer's next
+ * transaction starts the WAL over. When commits never pause long enough for that and the WAL
+ * keeps growing, a RESTART checkpoint holds the writer off for the remainder. */
+static void ck_intake(struct store_writer *w)
+{
+    int frames = atomic_load(&w->intake_frames);
+    if (frames < SQ_STATE_CKPT_FRAMES)
+        return;
+    int log_frames = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(w->ck_intake, "main",
+                                       frames >= SQ_STATE_FORCE_FRAMES ? SQLITE_CHECKPOINT_RESTART
+                                                                       : SQLITE_CHECKPOINT_PASSIVE,
+                                       &log_frames, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        sq_log(w->ck_intake, "intake checkpoint", rc);
+}
+
+/* Checkpoints the state file once its WAL is large: PASSIVE (never blocks the loop), then a
+ * restart write. When loop writes keep winning that race and the WAL keeps growing, a
+ * RESTART checkpoint holds loop writes off for the short remainder so the restart write can
+ * win. Runs on the checkpointer thread, with the intake file's. */
 static void sq_writer_idle(struct store_writer *w)
 {
+    ck_intake(w);
     int frames = atomic_load(&w->b->state_frames);
     if (frames < SQ_STATE_CKPT_FRAMES)
         return;
     int log_frames = 0, done = 0, restarted = 0;
-    int rc = sqlite3_wal_checkpoint_v2(w->aux, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-                                       &done);
+    int rc = sqlite3_wal_checkpoint_v2(w->ck_state, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                       &log_frames, &done);
     if (rc == SQLITE_OK && done >= log_frames)
         restarted = restart_write(w, log_frames);
     if (rc == SQLITE_OK && restarted == 0 && frames >= SQ_STATE_FORCE_FRAMES) {
-        rc = sqlite3_wal_checkpoint_v2(w->aux, "main", SQLITE_CHECKPOINT_RESTART, &log_frames,
-                                       &done);
+        rc = sqlite3_wal_checkpoint_v2(w->ck_state, "main", SQLITE_CHECKPOINT_RESTART,
+                                       &log_frames, &done);
         if (rc == SQLITE_OK)
             restarted = restart_write(w, log_frames);
     }
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        sq_log(w->aux, "state checkpoint", rc);
+        sq_log(w->ck_state, "state checkpoint", rc);
     if (restarted > 0)
         atomic_store(&w->b->state_frames, 0);
 }

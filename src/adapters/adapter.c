@@ -250,6 +250,289 @@ static int looks_like_json(const char *body, size_t len)
     return i < len && (body[i] == '{' || body[i] == '[');
 }
 
+/* ---- a quick look at JSON -------------------------------------------------------------- */
+
+/* The intake's check of an alert payload does not need a tree: a strict scanner that accepts
+ * only what json_loadb certainly accepts (anything unusual — \u0000, surrogates, long
+ * numbers, escaped keys — makes it unsure, and the caller parses with jansson, which judges
+ * and words the error) and notes what the check reads of the top level. */
+struct qj {
+    const char *s;
+    size_t n, i;
+    size_t max_depth;
+};
+
+enum { QJ_OK = 0, QJ_UNSURE = -1 };
+
+static void qj_ws(struct qj *q)
+{
+    while (q->i < q->n && (q->s[q->i] == ' ' || q->s[q->i] == '\t' || q->s[q->i] == '\n' ||
+                           q->s[q->i] == '\r'))
+        q->i++;
+}
+
+static int qj_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* One UTF-8 sequence at q->i (RFC 3629: no overlongs, surrogates or values past U+10FFFF). */
+static int qj_utf8(struct qj *q)
+{
+    const unsigned char *u = (const unsigned char *)q->s + q->i;
+    size_t left = q->n - q->i, len;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (u[0] >= 0xC2 && u[0] <= 0xDF)
+        len = 2;
+    else if (u[0] >= 0xE0 && u[0] <= 0xEF) {
+        len = 3;
+        if (u[0] == 0xE0)
+            lo = 0xA0;
+        else if (u[0] == 0xED)
+            hi = 0x9F;
+    } else if (u[0] >= 0xF0 && u[0] <= 0xF4) {
+        len = 4;
+        if (u[0] == 0xF0)
+            lo = 0x90;
+        else if (u[0] == 0xF4)
+            hi = 0x8F;
+    } else
+        return QJ_UNSURE;
+    if (left < len || u[1] < lo || u[1] > hi)
+        return QJ_UNSURE;
+    for (size_t k = 2; k < len; k++)
+        if (u[k] < 0x80 || u[k] > 0xBF)
+            return QJ_UNSURE;
+    q->i += len;
+    return QJ_OK;
+}
+
+/* A string at q->i ('"'); *escaped when it holds a backslash. */
+static int qj_string(struct qj *q, int *escaped)
+{
+    *escaped = 0;
+    q->i++;
+    while (q->i < q->n) {
+        unsigned char c = (unsigned char)q->s[q->i];
+        if (c == '"') {
+            q->i++;
+            return QJ_OK;
+        }
+        if (c < 0x20)
+            return QJ_UNSURE;
+        if (c >= 0x80) {
+            if (qj_utf8(q) != QJ_OK)
+                return QJ_UNSURE;
+            continue;
+        }
+        if (c == '\\') {
+            *escaped = 1;
+            if (q->i + 1 >= q->n)
+                return QJ_UNSURE;
+            char e = q->s[q->i + 1];
+            if (e == 'u') {
+                if (q->i + 6 > q->n || !qj_hex(q->s[q->i + 2]) || !qj_hex(q->s[q->i + 3]) ||
+                    !qj_hex(q->s[q->i + 4]) || !qj_hex(q->s[q->i + 5]))
+                    return QJ_UNSURE;
+                unsigned v = (unsigned)strtoul((char[]){q->s[q->i + 2], q->s[q->i + 3],
+                                                        q->s[q->i + 4], q->s[q->i + 5], 0},
+                                               NULL, 16);
+                if (v == 0 || (v >= 0xD800 && v <= 0xDFFF))
+                    return QJ_UNSURE;
+                q->i += 6;
+                continue;
+            }
+            if (!strchr("\"\\/bfnrt", e) || e == '\0')
+                return QJ_UNSURE;
+            q->i += 2;
+            continue;
+        }
+        q->i++;
+    }
+    return QJ_UNSURE;
+}
+
+static int qj_digits(struct qj *q, size_t *count)
+{
+    size_t start = q->i;
+    while (q->i < q->n && q->s[q->i] >= '0' && q->s[q->i] <= '9')
+        q->i++;
+    *count = q->i - start;
+    return *count ? QJ_OK : QJ_UNSURE;
+}
+
+/* A number small enough that neither strtoll nor strtod can overflow on it. */
+static int qj_number(struct qj *q)
+{
+    size_t d = 0, f = 0, e = 0;
+    if (q->s[q->i] == '-')
+        q->i++;
+    if (q->i < q->n && q->s[q->i] == '0') {
+        q->i++;
+        d = 1;
+    } else if (qj_digits(q, &d) != QJ_OK) {
+        return QJ_UNSURE;
+    }
+    if (q->i < q->n && q->s[q->i] == '.') {
+        q->i++;
+        if (qj_digits(q, &f) != QJ_OK)
+            return QJ_UNSURE;
+    }
+    if (q->i < q->n && (q->s[q->i] == 'e' || q->s[q->i] == 'E')) {
+        q->i++;
+        if (q->i < q->n && (q->s[q->i] == '+' || q->s[q->i] == '-'))
+            q->i++;
+        if (qj_digits(q, &e) != QJ_OK || e > 2)
+            return QJ_UNSURE;
+    }
+    return d <= 18 && d + f <= 40 ? QJ_OK : QJ_UNSURE;
+}
+
+static int qj_literal(struct qj *q, const char *word)
+{
+    size_t l = strlen(word);
+    if (q->n - q->i < l || memcmp(q->s + q->i, word, l) != 0)
+        return QJ_UNSURE;
+    q->i += l;
+    return QJ_OK;
+}
+
+/* What a value was: '{', '[', '"', or 'x' for a number or literal. For an array, *items and
+ * whether every item is an object. */
+static int qj_value(struct qj *q, size_t depth, char *kind, size_t *items, int *all_objects)
+{
+    qj_ws(q);
+    if (q->i >= q->n)
+        return QJ_UNSURE;
+    char c = q->s[q->i];
+    *kind = c == '{' || c == '[' || c == '"' ? c : 'x';
+    if (c == '"') {
+        int esc;
+        return qj_string(q, &esc);
+    }
+    if (c == 't' || c == 'f' || c == 'n')
+        return qj_literal(q, c == 't' ? "true" : c == 'f' ? "false" : "null");
+    if (c == '-' || (c >= '0' && c <= '9'))
+        return qj_number(q);
+    if (c != '{' && c != '[')
+        return QJ_UNSURE;
+    if (depth >= q->max_depth)
+        return QJ_UNSURE;
+    char close = c == '{' ? '}' : ']';
+    size_t count = 0;
+    int objects = 1;
+    q->i++;
+    qj_ws(q);
+    if (q->i < q->n && q->s[q->i] == close) {
+        q->i++;
+    } else {
+        for (;;) {
+            if (c == '{') {
+                int esc;
+                qj_ws(q);
+                if (q->i >= q->n || q->s[q->i] != '"' || qj_string(q, &esc) != QJ_OK)
+                    return QJ_UNSURE;
+                qj_ws(q);
+                if (q->i >= q->n || q->s[q->i] != ':')
+                    return QJ_UNSURE;
+                q->i++;
+            }
+            char k;
+            size_t ni;
+            int no;
+            if (qj_value(q, depth + 1, &k, &ni, &no) != QJ_OK)
+                return QJ_UNSURE;
+            count++;
+            objects = objects && k == '{';
+            qj_ws(q);
+            if (q->i < q->n && q->s[q->i] == ',') {
+                q->i++;
+                continue;
+            }
+            if (q->i < q->n && q->s[q->i] == close) {
+                q->i++;
+                break;
+            }
+            return QJ_UNSURE;
+        }
+    }
+    if (items)
+        *items = count;
+    if (all_objects)
+        *all_objects = objects;
+    return QJ_OK;
+}
+
+int adapter_quick_alerts(const struct adapter_input *in, const struct adapter_limits *lim,
+                         int want_version)
+{
+    char mt[128];
+    media_type(in->content_type, mt, sizeof mt);
+    if (*mt && strcmp(mt, "application/json") != 0)
+        return 0; /* the full check judges other types */
+    struct qj q = {in->body, in->body_len, 0, adapter_max_depth(lim)};
+    if (!q.s)
+        return 0;
+    if (q.max_depth > 1024) /* well inside jansson's own limit, and the stack's */
+        q.max_depth = 1024;
+    if (q.n >= 3 && memcmp(q.s, "\xEF\xBB\xBF", 3) == 0)
+        q.i = 3;
+    qj_ws(&q);
+    if (q.i >= q.n || q.s[q.i] != '{')
+        return 0;
+    q.i++;
+    int have_alerts = 0, alerts_ok = 0;
+    qj_ws(&q);
+    if (q.i < q.n && q.s[q.i] == '}')
+        return 0;
+    for (;;) {
+        int esc;
+        qj_ws(&q);
+        if (q.i >= q.n || q.s[q.i] != '"')
+            return 0;
+        const char *key = q.s + q.i + 1;
+        if (qj_string(&q, &esc) != QJ_OK || esc)
+            return 0;
+        size_t klen = (size_t)(q.s + q.i - 1 - key);
+        qj_ws(&q);
+        if (q.i >= q.n || q.s[q.i] != ':')
+            return 0;
+        q.i++;
+        qj_ws(&q);
+        const char *vstart = q.s + q.i;
+        char kind;
+        size_t items = 0;
+        int objects = 0;
+        if (qj_value(&q, 1, &kind, &items, &objects) != QJ_OK)
+            return 0;
+        size_t vlen = (size_t)(q.s + q.i - vstart);
+        int is_alerts = klen == 6 && memcmp(key, "alerts", 6) == 0;
+        int is_version = klen == 7 && memcmp(key, "version", 7) == 0;
+        if (is_alerts) {
+            have_alerts = 1;
+            alerts_ok = kind == '[' && objects && items <= adapter_max_events(lim);
+        } else if (is_version) {
+            if (want_version && !(vlen == 3 && memcmp(vstart, "\"4\"", 3) == 0))
+                return 0;
+        } else if ((klen == 6 && strncasecmp(key, "alerts", 6) == 0) ||
+                   (klen == 7 && strncasecmp(key, "version", 7) == 0)) {
+            return 0; /* looked up case-insensitively: leave it to the full check */
+        }
+        qj_ws(&q);
+        if (q.i < q.n && q.s[q.i] == ',') {
+            q.i++;
+            continue;
+        }
+        if (q.i < q.n && q.s[q.i] == '}') {
+            q.i++;
+            break;
+        }
+        return 0;
+    }
+    qj_ws(&q);
+    return q.i == q.n && have_alerts && alerts_ok;
+}
+
 enum adapter_result adapter_body_json(const struct adapter_input *in,
                                       const struct adapter_limits *lim, json_t **root,
                                       char **err)

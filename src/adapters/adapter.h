@@ -46,6 +46,12 @@ int adapter_known(const char *kind);
 /* Validates a source's options (borrowed, may be NULL) for kind at config load; 0, or -1 with
  * *err (malloc'd) naming the bad option (the config module prefixes file:line:col). */
 int adapter_check_options(const char *kind, json_t *options, char **err);
+/* For check_only runs of the alert adapters: 1 when the body is certainly JSON that jansson
+ * accepts, an object whose "alerts" is an array of at most the limit's events, all objects
+ * (and whose "version", when want_version and present, is "4"); 0 when unsure (run the full
+ * check, which words the refusal). Reads the bytes once and builds nothing. */
+int adapter_quick_alerts(const struct adapter_input *in, const struct adapter_limits *lim,
+                         int want_version);
 /* Parses JSON with a nesting-depth limit (0 = 64) checked on the raw bytes before jansson sees
  * them. Returns a new value (object or array) or NULL with *err malloc'd ("line 3, column 7:
  * ..." or "nesting deeper than 64"). Shared by every JSON adapter and the email/provider code. */

@@ -184,6 +184,13 @@ enum adapter_result adapter_grafana_run(const struct adapter_input *in,
     json_t *root = NULL;
     if (adapter_grafana_check(in->options, err) < 0)
         goto done;
+    if (in->check_only && adapter_quick_alerts(in, lim, 0)) {
+        *events = json_array();
+        r = *events ? ADAPTER_OK : ADAPTER_REJECT;
+        if (!*events)
+            *err = adapter_errf("out of memory");
+        goto done;
+    }
     if (adapter_body_json(in, lim, &root, err) != ADAPTER_OK)
         goto done;
     if (!json_is_object(root)) {

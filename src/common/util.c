@@ -106,6 +106,21 @@ void util_uuid4(char out[37])
              b[13], b[14], b[15]);
 }
 
+void util_uuid7(char out[37])
+{
+    unsigned char b[16];
+    if (util_random(b, sizeof b) < 0)
+        memset(b, 0, sizeof b);
+    uint64_t ms = (uint64_t)util_now_ms();
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(ms >> (40 - 8 * i));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
 int util_is_uuid(const char *s)
 {
     if (!s || strlen(s) != 36)

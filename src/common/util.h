@@ -21,6 +21,10 @@ int util_random(void *p, size_t n);
 uint64_t util_random_below(uint64_t bound);
 /* Writes a random (version 4) UUID, lowercase, NUL-terminated, into out. */
 void util_uuid4(char out[37]);
+/* A version 7 UUID (RFC 9562): the Unix time in ms first, then 74 random bits. Ids made one
+ * after another sort together, so a unique index on them grows at its end instead of
+ * touching a random page per insert. */
+void util_uuid7(char out[37]);
 /* True when s is a UUID in 8-4-4-4-12 hex form (any case). */
 int util_is_uuid(const char *s);
 

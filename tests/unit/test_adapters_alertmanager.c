@@ -153,3 +153,63 @@ Test(alertmanager, an_empty_alert_list_gives_no_events)
     cr_assert_eq(json_array_size(events), 0);
     json_decref(events);
 }
+
+/* The intake's check (check_only) takes a quick path for plain payloads: it must refuse
+ * exactly what the full run refuses, and leave every unusual body to jansson. */
+static enum adapter_result am_run(const char *body, int check_only, int *quick)
+{
+    struct adapter_input in = {body, strlen(body), "application/json", NULL, NULL, "prom",
+                               RECEIVED, NULL, check_only};
+    struct adapter_limits lim = {8, 3};
+    if (quick)
+        *quick = adapter_quick_alerts(&in, &lim, 1);
+    json_t *events = NULL;
+    char *err = NULL;
+    enum adapter_result r = adapter_run("alertmanager", &in, &lim, &events, &err);
+    json_decref(events);
+    free(err);
+    return r;
+}
+
+Test(alertmanager, the_intake_check_agrees_with_the_full_run)
+{
+    static const struct {
+        const char *body;
+        int quick; /* the quick path is sure */
+    } cases[] = {
+        {"{\"version\":\"4\",\"alerts\":[{\"labels\":{\"a\":\"b\"}},{}]}", 1},
+        {" \r\n{\"alerts\":[], \"x\": [1, -0.5e-3, true, false, null, \"\\u00e9\\n\"]}\n", 1},
+        {"\xEF\xBB\xBF{\"alerts\":[{\"t\":\"caf\xC3\xA9 \xF0\x9F\x94\xA5\"}]}", 1},
+        {"{\"version\":\"3\",\"alerts\":[]}", 0},
+        {"{\"version\":4,\"alerts\":[]}", 0},
+        {"{\"VERSION\":\"3\",\"alerts\":[]}", 0},
+        {"{\"Alerts\":[]}", 0},
+        {"{\"alerts\":[{}, 1]}", 0},
+        {"{\"alerts\":[{},{},{},{}]}", 0},
+        {"{\"alerts\":{}}", 0},
+        {"{\"alerts\":[]} x", 0},
+        {"{\"alerts\":[],}", 0},
+        {"{\"alerts\":[], \"n\": 12345678901234567890}", 0},
+        {"{\"alerts\":[], \"n\": 1e999}", 0},
+        {"{\"alerts\":[], \"n\": 01}", 0},
+        {"{\"alerts\":[], \"s\": \"\\u0000\"}", 0},
+        {"{\"alerts\":[], \"s\": \"\\ud800\"}", 0},
+        {"{\"alerts\":[], \"s\": \"\xC0\xAF\"}", 0},
+        {"{\"alerts\":[], \"s\": \"\xED\xA0\x80\"}", 0},
+        {"{\"alerts\":[], \"s\": \"tab\there\"}", 0},
+        {"{\"alerts\":[[[[[[[[[]]]]]]]]]}", 0},
+        {"{\"al\\u0065rts\":[]}", 0},
+        {"[]", 0},
+        {"", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int quick = -1;
+        enum adapter_result checked = am_run(cases[i].body, 1, &quick);
+        enum adapter_result full = am_run(cases[i].body, 0, NULL);
+        cr_expect_eq(quick, cases[i].quick, "case %zu: quick path %d", i, quick);
+        cr_expect_eq(checked, full, "case %zu: the check says %d, the full run %d", i,
+                     (int)checked, (int)full);
+        if (cases[i].quick)
+            cr_expect_eq(full, ADAPTER_OK, "case %zu: a quick yes is a yes", i);
+    }
+}

@@ -138,8 +138,12 @@ Test(store, group_commit_writes_queued_submits_in_batches_of_batch_max)
     for (int i = 0; i < 100; i++) {
         cr_expect_eq(d.res[i].status, STORE_OK);
         cr_expect(util_is_uuid(d.res[i].public_id));
-        if (i > 0)
+        cr_expect_eq(d.res[i].public_id[14], '7', "public ids are time-ordered (version 7)");
+        if (i > 0) {
             cr_expect_gt(d.res[i].id, d.res[i - 1].id, "completions arrive in submit order");
+            /* The first 48 bits are the time in ms: never older than the id before. */
+            cr_expect_geq(strncmp(d.res[i].public_id, d.res[i - 1].public_id, 13), 0);
+        }
     }
     store_close(s);
 }
