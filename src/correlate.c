@@ -260,8 +260,34 @@ static int push_plan(plan_t ***v, size_t *n, plan_t *p)
     return 0;
 }
 
+/* Appends the rules of [from, to) that apply to the event's source to tried, as not matched,
+ * then rule `to` as matched when matched. */
+static void corr_tried(rules_t *r, const struct rules_input *in, json_t *tried, size_t from,
+                       size_t to, int matched)
+{
+    if (!tried)
+        return;
+    for (size_t i = from; i < to && i < rules_count(r); i++) {
+        const struct rule *ru = rules_at(r, i);
+        if (rule_for_source(ru, in->source))
+            json_array_append_new(tried, json_pack("{s:s, s:s, s:b}", "rule", rule_name(ru),
+                                                   "where", rule_where(ru), "matched", 0));
+    }
+    if (matched && to < rules_count(r))
+        json_array_append_new(tried, json_pack("{s:s, s:s, s:b}", "rule",
+                                               rule_name(rules_at(r, to)), "where",
+                                               rule_where(rules_at(r, to)), "matched", 1));
+}
+
 int corr_process(rules_t *r, const struct rules_input *in, const struct plan_corr_store *cs,
                  int64_t now, plan_t ***plans, size_t *n, char **err)
+{
+    return corr_process_traced(r, in, cs, now, plans, n, NULL, err);
+}
+
+int corr_process_traced(rules_t *r, const struct rules_input *in,
+                        const struct plan_corr_store *cs, int64_t now, plan_t ***plans,
+                        size_t *n, json_t *tried, char **err)
 {
     *plans = NULL;
     *n = 0;
@@ -269,7 +295,12 @@ int corr_process(rules_t *r, const struct rules_input *in, const struct plan_cor
     size_t from = 0, idx = 0;
     json_t *caps = NULL;
     const char *status = json_string_value(json_object_get(in->event, "status"));
-    while (rules_next(r, in, from, &idx, &caps) == RULES_MATCH) {
+    for (;;) {
+        if (rules_next(r, in, from, &idx, &caps) != RULES_MATCH) {
+            corr_tried(r, in, tried, from, rules_count(r), 0);
+            break;
+        }
+        corr_tried(r, in, tried, from, idx, 1);
         const struct rule *ru = rules_at(r, idx);
         int firing = !(status && strcmp(status, "resolved") == 0);
         char snote[160] = "";

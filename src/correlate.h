@@ -63,6 +63,12 @@ json_t *corr_mem_states(corr_mem_t *m);
  * phase's list attached. now: the time of the decision (ms). Returns 0 with *plans (malloc'd
  * array of new plans, free each with plan_free and the array with free) and *n (0 when no
  * rule matched), or -1 with *err (malloc'd) when the state store failed. */
+/* corr_process that also appends, to tried (borrowed array, may be NULL), every rule it
+ * evaluated for the event in order: {"rule", "where" (file:line), "matched"}. Rules for other
+ * sources are not tried; rules after a match without continue are not tried. */
+int corr_process_traced(rules_t *r, const struct rules_input *in,
+                        const struct plan_corr_store *cs, int64_t now, plan_t ***plans,
+                        size_t *n, json_t *tried, char **err);
 int corr_process(rules_t *r, const struct rules_input *in, const struct plan_corr_store *cs,
                  int64_t now, plan_t ***plans, size_t *n, char **err);
 

@@ -134,7 +134,9 @@ static int pipeline_one(pipeline_t *p, struct store_request_row *row)
     struct store_delivery_in **dls = calloc(cap, sizeof *dls);
     plan_t **all_plans = NULL;
     size_t nall = 0;
-    if (!evs || !plan_js || !dls)
+    /* Per source event: {"rules": [the rules tried, in order, and whether they matched]}. */
+    json_t **traces = calloc(nev ? nev : 1, sizeof *traces);
+    if (!evs || !plan_js || !dls || !traces)
         goto out;
     int64_t now = util_now_ms();
     for (size_t i = 0; i < nev; i++) {
@@ -143,7 +145,13 @@ static int pipeline_one(pipeline_t *p, struct store_request_row *row)
         struct rules_input ri = {ev, headers, row->source};
         plan_t **plans = NULL;
         size_t np = 0;
-        if (corr_process(p->rules, &ri, &cs, now, &plans, &np, &err) < 0) {
+        json_t *tried = json_array();
+        traces[i] = json_object();
+        if (traces[i] && tried)
+            json_object_set(traces[i], "rules", tried);
+        int crc = corr_process_traced(p->rules, &ri, &cs, now, &plans, &np, tried, &err);
+        json_decref(tried);
+        if (crc < 0) {
             log_warn("correlation state unavailable", "request", row->public_id, "error", err);
             free(err);
             err = NULL;
@@ -171,6 +179,7 @@ static int pipeline_one(pipeline_t *p, struct store_request_row *row)
             e->status = status;
             e->key = json_string_value(json_object_get(ev, "key"));
             e->event = ev;
+            e->trace = traces[i];
             e->state = STORE_EV_IGNORED;
             pipeline_count("trackbridge_events_total", "outcome=\"unmatched\"");
         }
@@ -213,6 +222,7 @@ static int pipeline_one(pipeline_t *p, struct store_request_row *row)
             e->event = ev;
             e->rule = plan_rule(pl);
             e->plan = plan_js[slot];
+            e->trace = traces[i];
             e->state = plan_ignored(pl) ? STORE_EV_IGNORED : STORE_EV_PLANNED;
             e->deliveries = dls[slot];
             e->n_deliveries = nsteps;
@@ -246,6 +256,9 @@ out:
     free(plan_js);
     free(dls);
     free(evs);
+    for (size_t i = 0; traces && i < nev; i++)
+        json_decref(traces[i]);
+    free(traces);
     json_decref(corr.pending);
     json_decref(events);
     json_decref(headers);
@@ -439,6 +452,9 @@ json_t *pipeline_explain(struct store *st, const char *id)
                 e->rule, "state", pipeline_ev_states[e->state], "phase",
                 json_object_get(plan, "phase"), "note", json_object_get(plan, "note"),
                 "captures", json_object_get(plan, "captures"), "event", e->event);
+            char ec[32];
+            util_iso8601(e->created_at, ec);
+            json_object_set_new(je, "planned_at", json_string(ec));
             json_t *jd = json_array();
             struct store_delivery_row *d = NULL;
             size_t nd = 0;
@@ -446,13 +462,15 @@ json_t *pipeline_explain(struct store *st, const char *id)
                 for (size_t k = 0; k < nd; k++) {
                     char u[32];
                     util_iso8601(d[k].updated_at, u);
+                    /* Timings: ms from the event's planning to this step's last change. */
+                    json_int_t after = (json_int_t)(d[k].updated_at - e->created_at);
                     json_array_append_new(
-                        jd, json_pack("{s:I, s:i, s:s, s:s, s:i, s:i, s:s?, s:O?, s:s}", "id",
-                                      (json_int_t)d[k].id, "step", d[k].step, "op", d[k].op,
-                                      "state", pipeline_dlv_states[d[k].state], "attempts",
-                                      d[k].attempts, "status", d[k].last_status, "error",
-                                      d[k].last_error, "result", d[k].response, "updated_at",
-                                      u));
+                        jd, json_pack("{s:I, s:i, s:s, s:s, s:i, s:i, s:s?, s:O?, s:s, s:I}",
+                                      "id", (json_int_t)d[k].id, "step", d[k].step, "op",
+                                      d[k].op, "state", pipeline_dlv_states[d[k].state],
+                                      "attempts", d[k].attempts, "status", d[k].last_status,
+                                      "error", d[k].last_error, "result", d[k].response,
+                                      "updated_at", u, "ms_after_planning", after));
                 }
                 store_delivery_rows_free(d, nd);
             }

@@ -1481,19 +1481,24 @@ const struct plan_steps *rule_steps(const struct rule *ru, enum rule_phase ph)
     return (unsigned)ph < RULE_PHASES && ru->has[ph] ? &ru->phases[ph] : NULL;
 }
 
+int rule_for_source(const struct rule *ru, const char *source)
+{
+    if (!ru->sources)
+        return 1;
+    for (size_t s = 0; s < ru->nsources; s++)
+        if (source && strcmp(ru->sources[s], source) == 0)
+            return 1;
+    return 0;
+}
+
 enum rules_match rules_next(const rules_t *r, const struct rules_input *in, size_t from,
                             size_t *index, json_t **captures)
 {
     *captures = NULL;
     for (size_t i = from; r && i < r->n; i++) {
         const struct rule *ru = &r->v[i];
-        if (ru->sources) {
-            int ok = 0;
-            for (size_t s = 0; s < ru->nsources && !ok; s++)
-                ok = in->source && strcmp(ru->sources[s], in->source) == 0;
-            if (!ok)
-                continue;
-        }
+        if (!rule_for_source(ru, in->source))
+            continue;
         struct eval ev = {ru, in};
         json_t *caps = NULL;
         if (ru->when && !cond_eval(&ev, ru->when, ru->when->captures ? &caps : NULL)) {

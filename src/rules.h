@@ -84,6 +84,8 @@ const struct rule *rules_find(const rules_t *r, const char *name);
 const struct plan_step *rules_find_step(void *r, const char *rule, const char *ref);
 
 const char *rule_name(const struct rule *ru);
+/* 1 when the rule applies to events of that source (its sources: list, or every source). */
+int rule_for_source(const struct rule *ru, const char *source);
 /* "file:line" where the rule starts (borrowed). */
 const char *rule_where(const struct rule *ru);
 int rule_continue(const struct rule *ru);

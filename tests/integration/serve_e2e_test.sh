@@ -116,7 +116,13 @@ t_ok "the trace names the rule, key and both API calls" python3 -c '
 import json,sys; t=json.load(open(sys.argv[1]))
 ev=t["events"]; assert len(ev)==2 and all(e["rule"]=="monitoring-alert" for e in ev)
 assert all(e["key"].startswith("alert:alertmanager:") for e in ev)
-assert all([d["op"] for d in e["deliveries"]]==["list_sites","create_job"] and all(d["state"]=="done" for d in e["deliveries"]) for e in ev)' "$T_TMP/trace"
+assert all([d["op"] for d in e["deliveries"]]==["list_sites","create_job"] and all(d["state"]=="done" for d in e["deliveries"]) for e in ev)
+for e in ev:
+    tried = e["trace"]["rules"]
+    assert tried[-1]["rule"] == "monitoring-alert" and tried[-1]["matched"] is True, tried
+    assert len(tried) >= 2 and not any(t["matched"] for t in tried[:-1]), tried
+    assert all(t["where"].startswith("rules/") or "/rules/" in t["where"] for t in tried), tried
+    assert all(d["ms_after_planning"] >= 0 for d in e["deliveries"]) and e["planned_at"]' "$T_TMP/trace"
 
 # 8b. A resolve that arrives while its create is still out is kept: the create's completion
 #     does not turn the key back to open, so a recurrence opens a new job.
