@@ -49,6 +49,17 @@ struct serve {
     int stopping;
 };
 
+
+/* The store's options from the configuration (zero fields keep the store's defaults). */
+static struct store_opts serve_store_opts(const struct tb_config *cfg)
+{
+    struct store_opts o = {0};
+    o.intake_max_bytes = (int64_t)cfg->store.max_size;
+    o.request_retention_ms = cfg->store.retention_ms;
+    o.done_retention_ms = cfg->store.retention_ms;
+    return o;
+}
+
 static void serve_notify(const char *state)
 {
 #ifdef TB_HAVE_SYSTEMD
@@ -352,7 +363,8 @@ int cmd_serve(int argc, char **argv)
     /* Three priorities: network I/O and timers at the default (1); planning of stored
      * requests at 2, so a burst of senders is answered first (see pipeline.c). */
     event_base_priority_init(s.base, 3);
-    s.store = store_open(s.cfg->store.path, NULL, s.base, &err);
+    struct store_opts so = serve_store_opts(s.cfg);
+    s.store = store_open(s.cfg->store.path, &so, s.base, &err);
     if (!s.store) {
         log_error("cannot open the store", "path", s.cfg->store.path, "error", err);
         goto out;
@@ -441,7 +453,8 @@ static int serve_open_offline(struct serve *s, const char *who)
     char *err = NULL;
     if (!(s->cfg = serve_load_config(s)))
         return -1;
-    if (!(s->store = store_open(s->cfg->store.path, NULL, NULL, &err))) {
+    struct store_opts so = serve_store_opts(s->cfg);
+    if (!(s->store = store_open(s->cfg->store.path, &so, NULL, &err))) {
         fprintf(stderr, "%s: %s: %s\n", who, s->cfg->store.path, err ? err : "cannot open");
         free(err);
         return -1;

@@ -878,10 +878,14 @@ static void cfg_log(struct cfg *x, json_t *root)
 static void cfg_small_sections(struct cfg *x, json_t *root)
 {
     struct tb_config *c = x->c;
-    static const char *const store_keys[] = {"path", NULL};
+    static const char *const store_keys[] = {"path", "max_size", "retention", NULL};
     json_t *s = cfg_section(x, root, "store", "store", store_keys);
-    if (s)
+    if (s) {
         cfg_path(x, s, "path", "store", &c->store.path);
+        cfg_size(x, s, "max_size", "store", 64 * 1024, (size_t)1 << 50, &c->store.max_size);
+        cfg_duration(x, s, "retention", "store", 60 * 1000, INT64_C(3650) * 86400 * 1000,
+                     &c->store.retention_ms);
+    }
     if (!c->store.path)
         c->store.path = cfg_join_path(c->dir ? c->dir : ".", "trackbridge.db");
 

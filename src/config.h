@@ -67,6 +67,9 @@ struct tb_config {
     } trackplan;
     struct {
         char *path;
+        size_t max_size;      /* cap on the intake file (503 "store full" past it); 0: none */
+        int64_t retention_ms; /* settled requests and finished work are kept this long; 0:
+                                 the store's default (7 days) */
     } store;
     struct {
         char *host;           /* NULL: no outbound mail */

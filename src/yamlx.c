@@ -1031,7 +1031,8 @@ int yamlx_graft(yamlx_doc_t *doc, json_t *obj, const char *key, yamlx_doc_t *oth
     if (!ns)
         goto done;
     doc->srcs = ns;
-    memcpy(doc->srcs + doc->nsrcs, other->srcs, other->nsrcs * sizeof *ns);
+    if (other->nsrcs)
+        memcpy(doc->srcs + doc->nsrcs, other->srcs, other->nsrcs * sizeof *ns);
     doc->nsrcs += other->nsrcs;
     other->nsrcs = 0;
     for (size_t i = 0; i < other->tabcap; i++) {
@@ -1050,7 +1051,8 @@ int yamlx_graft(yamlx_doc_t *doc, json_t *obj, const char *key, yamlx_doc_t *oth
         doc->refs = nr;
         doc->refcap = need;
     }
-    memcpy(doc->refs + doc->nrefs, other->refs, other->nrefs * sizeof *doc->refs);
+    if (other->nrefs) /* a scalar value (null, say) has no refs: no NULL to memcpy */
+        memcpy(doc->refs + doc->nrefs, other->refs, other->nrefs * sizeof *doc->refs);
     doc->nrefs += other->nrefs;
     other->nrefs = 0;
     /* obj now carries positions: keep it alive so its address is never reused. */

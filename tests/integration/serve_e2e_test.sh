@@ -149,7 +149,33 @@ t_sim --api-key "$TRACKPLAN_API_KEY" --seed "$TB_SRC/deploy/sim-seed.json" --lis
 serve
 t_ok "pending deliveries resume after the restart" wait_jobs "2 Open,Open"
 
-# 10. No secret ever reaches a log.
+# 10. A store at its size cap answers 503 with Retry-After; everything acknowledged is kept.
+t_start tbfull "$TB_BIN" serve -c "$TB_SRC/deploy/trackbridge.yaml" \
+    --set listen=127.0.0.1:0 --set "trackplan.url=$SIM_URL" --set "store.path=$T_TMP/full.db" \
+    --set store.max_size=256KiB --set sources.alertmanager.rate_limit=null
+FULL_URL=$T_URL
+python3 - "$DATA/am_firing.json" "$T_TMP/big.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["alerts"][0]["annotations"]["pad"] = "x" * 40000
+json.dump(d, open(sys.argv[2], "w"))
+PY
+accepted=0 full=""
+for i in $(seq 40); do
+    code=$(curl -s -D "$T_TMP/full.hdr" -o "$T_TMP/full.body" -w '%{http_code}' \
+        -H "Authorization: Bearer $TRACKBRIDGE_TOKEN" -H 'Content-Type: application/json' \
+        --data-binary "@$T_TMP/big.json" "$FULL_URL/hooks/alertmanager")
+    if [ "$code" = 202 ]; then accepted=$((accepted + 1)); else full=$code; break; fi
+done
+t_eq "past its cap the store answers 503" "$full" 503
+t_ok "some requests fitted before the cap" test "$accepted" -gt 0
+t_ok "the 503 says to retry later" grep -qi '^retry-after: [0-9]' "$T_TMP/full.hdr"
+t_ok "the 503 is a problem naming the full store" sh -c "grep -qi '^content-type: application/problem+json' '$T_TMP/full.hdr' && grep -q 'store is full' '$T_TMP/full.body'"
+t_eq "every acknowledged request is stored, nothing else" "$(sqlite3 "$T_TMP/full.db.intake" 'SELECT count(*) FROM requests')" "$accepted"
+t_eq "readiness reports the full store" "$(curl -s -o /dev/null -w '%{http_code}' "$FULL_URL/readyz")" 503
+kill "$T_PID_tbfull"; wait "$T_PID_tbfull" 2>/dev/null
+
+# 11. No secret ever reaches a log.
 for secret in "$TRACKBRIDGE_TOKEN" "$TRACKPLAN_API_KEY" "$ADMIN"; do
     t_ok "no log holds a secret" sh -c "! grep -rqF -- '$secret' '$T_TMP'/*.err"
 done

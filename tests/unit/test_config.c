@@ -407,3 +407,46 @@ Test(config, a_missing_trackplan_section_is_an_error)
     yamlx_diags_free(&dg);
     free(path);
 }
+
+Test(config, the_store_takes_a_size_cap_and_a_retention)
+{
+    const char *sets[] = {"store.max_size=2MiB", "store.retention=30d"};
+    yamlx_diags_t dg;
+    char *path;
+    struct tb_config *c = load(MINIMAL, sets, 2, &dg, &path);
+    dump(&dg);
+    cr_assert_not_null(c);
+    cr_expect_eq(c->store.max_size, 2u * 1024 * 1024);
+    cr_expect_eq(c->store.retention_ms, 30LL * 86400000);
+    config_free(c);
+    yamlx_diags_free(&dg);
+    free(path);
+
+    const char *bad[] = {"store.max_size=1kB", "store.retention=forever"};
+    c = load(MINIMAL, bad, 2, &dg, &path);
+    cr_expect_null(c);
+    int size = 0, ret = 0;
+    for (size_t i = 0; i < dg.n; i++) {
+        size |= strstr(dg.msg[i], "store.max_size") && strstr(dg.msg[i], "out of range");
+        ret |= strstr(dg.msg[i], "store.retention") != NULL;
+    }
+    cr_expect(size, "a cap below 64 KiB is refused with its range");
+    cr_expect(ret, "a retention that is no duration is refused");
+    yamlx_diags_free(&dg);
+    free(path);
+}
+
+Test(config, set_takes_a_null_value)
+{
+    const char *sets[] = {"vars.nothing=null", "store.max_size=null"};
+    yamlx_diags_t dg;
+    char *path;
+    struct tb_config *c = load(MINIMAL, sets, 2, &dg, &path);
+    dump(&dg);
+    cr_assert_not_null(c);
+    cr_expect(json_is_null(json_object_get(c->vars, "nothing")));
+    cr_expect_eq(c->store.max_size, 0, "null keeps the default");
+    config_free(c);
+    yamlx_diags_free(&dg);
+    free(path);
+}
