@@ -187,6 +187,32 @@ static int serve_mail_start(struct serve *s)
     return 0;
 }
 
+/* 1 when two configurations differ in what the mail sender or the IMAP pollers use. */
+static int serve_mail_changed(const struct tb_config *a, const struct tb_config *b)
+{
+#define SERVE_STR_NE(x, y) ((x) == NULL ? (y) != NULL : (y) == NULL || strcmp((x), (y)) != 0)
+    if (SERVE_STR_NE(a->smtp.host, b->smtp.host) || a->smtp.port != b->smtp.port ||
+        a->smtp.starttls != b->smtp.starttls || SERVE_STR_NE(a->smtp.user, b->smtp.user) ||
+        SERVE_STR_NE(a->smtp.password, b->smtp.password) ||
+        SERVE_STR_NE(a->smtp.from, b->smtp.from))
+        return 1;
+#undef SERVE_STR_NE
+    json_t *ia = json_object(), *ib = json_object();
+    const struct tb_config *cf[2] = {a, b};
+    json_t *sets[2] = {ia, ib};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < cf[k]->nsources; i++) {
+            const struct tb_source *src = &cf[k]->sources[i];
+            const json_t *imap = mail_imap_options_of(src->options);
+            if (strcmp(src->adapter, "email") == 0 && imap)
+                json_object_set(sets[k], src->name, (json_t *)imap);
+        }
+    int changed = !ia || !ib || !json_equal(ia, ib);
+    json_decref(ia);
+    json_decref(ib);
+    return changed;
+}
+
 static void serve_mail_stop(struct serve *s)
 {
     for (size_t i = 0; i < s->npollers; i++)
@@ -270,8 +296,19 @@ static void serve_on_hup(evutil_socket_t sig, short what, void *arg)
     serve_limits(cfg);
     rules_unref(s->rules);
     s->rules = rules;
+    /* New mailboxes or relay: the pollers and the sender start again on the new settings
+     * (a poll cut short is taken up again by UID; queued mail waits in the outbox). */
+    int mail_changed = serve_mail_changed(s->cfg, cfg);
+    dlv_set_mail_from(s->dlv, cfg->smtp.host ? cfg->smtp.from : NULL);
+    if (mail_changed)
+        serve_mail_stop(s);
     config_free(s->cfg);
     s->cfg = cfg;
+    if (mail_changed && serve_mail_start(s) < 0)
+        log_error("the mail sender or an IMAP poller did not start with the new "
+                  "configuration; fix it and reload again");
+    else if (mail_changed)
+        log_info("mail settings reloaded", "pollers", NULL);
     log_set_level(cfg->log.level);
     log_info("reloaded", "rules", NULL);
     serve_notify("READY=1");
@@ -391,7 +428,7 @@ int cmd_serve(int argc, char **argv)
         .poll_ms = 500,
         .lookup_ttl_ms = s.cfg->lookups.ttl_ms,
         .lookup_max = s.cfg->lookups.max_entries,
-        .mail_from = s.cfg->smtp.from,
+        .mail_from = s.cfg->smtp.host ? s.cfg->smtp.from : NULL,
     };
     if (!(s.dlv = dlv_new(s.base, s.store, s.client, &dopt, pipeline_rebuild_plan, s.pipe)))
         goto out;

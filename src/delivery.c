@@ -822,6 +822,8 @@ dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *clie
         d->o.backoff_cap_ms = d->o.backoff_base_ms;
     d->rebuild = rebuild;
     d->rebuild_arg = rebuild_arg;
+    d->o.mail_from = NULL;
+    dlv_set_mail_from(d, o->mail_from);
     if (d->o.rate > 0)
         rl_init(&d->bucket, d->o.rate, d->o.rate < 1 ? 1 : d->o.rate);
     d->timer = evtimer_new(base, dlv_scan, d);
@@ -836,6 +838,7 @@ dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *clie
         if (d->flush_ev)
             event_free(d->flush_ev);
         json_decref(d->cache);
+        free((char *)d->o.mail_from);
         free(d);
         return NULL;
     }
@@ -849,6 +852,12 @@ dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *clie
                     "TrackplanFM call latency by operation, retries included.");
     dlv_schedule(d, 0);
     return d;
+}
+
+void dlv_set_mail_from(dlv_t *d, const char *from)
+{
+    free((char *)d->o.mail_from);
+    d->o.mail_from = from ? util_strdup(from) : NULL;
 }
 
 void dlv_kick(dlv_t *d)
@@ -876,5 +885,6 @@ void dlv_free(dlv_t *d)
     if (d->timer)
         event_free(d->timer);
     json_decref(d->cache);
+    free((char *)d->o.mail_from);
     free(d);
 }

@@ -25,7 +25,7 @@ struct dlv_opts {
     int64_t poll_ms;            /* how often due deliveries are looked for without a kick */
     int64_t lookup_ttl_ms;      /* look-up (GET) answers are reused this long; 0 = never */
     size_t lookup_max;          /* cached look-up answers at most */
-    const char *mail_from;      /* smtp.from for send_mail (borrowed); NULL: no outbound mail */
+    const char *mail_from;      /* smtp.from for send_mail (copied); NULL: no outbound mail */
 };
 
 /* Rebuilds a stored plan (borrowed JSON) with the current rules; new plan or NULL + *err. */
@@ -35,6 +35,8 @@ typedef plan_t *(*dlv_plan_fn)(json_t *plan_json, void *arg, char **err);
 dlv_t *dlv_new(struct event_base *base, struct store *st, struct tp_client *client,
                const struct dlv_opts *o, dlv_plan_fn rebuild, void *rebuild_arg);
 /* Looks for due deliveries soon (after new ones were stored). */
+/* A new smtp.from (copied; NULL: no outbound mail), after a reload. */
+void dlv_set_mail_from(dlv_t *d, const char *from);
 void dlv_kick(dlv_t *d);
 /* Stops taking new deliveries (shutdown); those in flight finish. */
 void dlv_drain(dlv_t *d);

@@ -98,4 +98,34 @@ robot() { [ "$(requests | grep -c 'robot@tenant.example')" -ge 20 ]; }
 t_ok "the first 20 mails of a sender raise requests" wait_for robot
 sleep 1
 t_eq "the breaker stops the rest" "$(requests | grep -c 'robot@tenant.example')" 20
+
+# A reload that points trackbridge at another relay: acknowledgements go there from then on.
+start_sink relay2 "$T_TMP/outbox2"
+RELAY2_PORT=$SINK_PORT
+smtp_conf() { # PORT -> a configuration file naming that relay
+    { cat "$TB_SRC/deploy/trackbridge.yaml"
+      printf 'smtp:\n  host: 127.0.0.1\n  port: %s\n  starttls: disabled\n' "$1"
+      printf '  from: "Facilities Helpdesk <helpdesk@fm.example.com>"\n'
+    } >"$T_TMP/reload.yaml"
+}
+smtp_conf "$RELAY_PORT"
+t_start tbr "$TB_BIN" serve -c "$T_TMP/reload.yaml" --set listen=127.0.0.1:0 \
+    --set "trackplan.url=$SIM_URL" --set "store.path=$T_TMP/tbr.db" \
+    --set "rules=$TB_SRC/rules" --set "templates=$TB_SRC/templates"
+TBR_URL=$T_URL
+mail_to_tbr() { # SUBJECT MESSAGE-ID
+    printf 'From: Ama Boateng <a.boateng@tenant.example>\r\nTo: helpdesk@fm.example.com\r\nSubject: %s\r\nMessage-ID: <%s@tenant.example>\r\n\r\nPlease have a look.\r\n' "$1" "$2" |
+        curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TRACKBRIDGE_TOKEN" \
+            -H 'Content-Type: message/rfc822' --data-binary @- "$TBR_URL/hooks/email"
+}
+in_outbox() { grep -lq "$2" "$1"/*.eml 2>/dev/null; }
+t_eq "a mail before the reload is accepted" "$(mail_to_tbr 'Door 3 sticks' before-reload)" 202
+t_ok "its acknowledgement reaches the first relay" wait_for in_outbox "$T_TMP/outbox" 'Door 3 sticks'
+smtp_conf "$RELAY2_PORT"
+kill -HUP "$T_PID_tbr"
+reloaded() { grep -q 'mail settings reloaded' "$T_TMP/tbr.err"; }
+t_ok "the reload restarts the mail sender" wait_for reloaded
+t_eq "a mail after the reload is accepted" "$(mail_to_tbr 'Window 5 cracked' after-reload)" 202
+t_ok "its acknowledgement reaches the new relay" wait_for in_outbox "$T_TMP/outbox2" 'Window 5 cracked'
+t_ok "and not the old one" sh -c "! grep -lq 'Window 5 cracked' '$T_TMP/outbox'/*.eml"
 t_done
