@@ -140,17 +140,24 @@ static void srv_commit_done(const struct store_intake_result *res, void *arg)
     metrics_observe("trackbridge_intake_seconds", labels, secs);
     if (res->status == STORE_OK || res->status == STORE_DUPLICATE) {
         int dup = res->status == STORE_DUPLICATE;
-        json_t *body = json_pack("{s:s}", "id", res->public_id);
-        if (dup)
-            json_object_set_new(body, "duplicate", json_true());
-        if (p->tags)
-            json_object_set_new(body, "tags", json_pack("{s:s}", "trackbridge_id",
-                                                         res->public_id));
         srv_count(p->source, dup ? 200 : 202);
         log_debug("request stored", "source", p->source, "id", res->public_id, "duplicate",
                   dup ? "true" : "false");
-        hs_reply_json(p->req, dup ? 200 : 202, body);
-        json_decref(body);
+        if (!dup && !p->tags && util_is_uuid(res->public_id)) {
+            /* The common answer, written directly: a UUID needs no escaping. */
+            char text[64];
+            int n = snprintf(text, sizeof text, "{\"id\":\"%s\"}", res->public_id);
+            hs_reply_text(p->req, 202, "application/json", text, (size_t)n);
+        } else {
+            json_t *body = json_pack("{s:s}", "id", res->public_id);
+            if (dup)
+                json_object_set_new(body, "duplicate", json_true());
+            if (p->tags)
+                json_object_set_new(body, "tags", json_pack("{s:s}", "trackbridge_id",
+                                                             res->public_id));
+            hs_reply_json(p->req, dup ? 200 : 202, body);
+            json_decref(body);
+        }
         if (!dup && s->hooks.stored)
             s->hooks.stored(s->hooks.arg);
     } else {
