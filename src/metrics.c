@@ -1,10 +1,8 @@
 /* metrics: a small Prometheus registry (families → labelled series); see metrics.h. Series
  * are found by a linear scan of their family, which stays short: labels are bounded by the
- * configured sources, ops and statuses. One mutex guards the registry: the loop and the
- * planning thread both count. */
+ * configured sources, ops and statuses. */
 #include "metrics.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +28,6 @@ struct metrics_family {
     size_t n, cap;
 };
 
-static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_family metrics_families[METRICS_MAX_FAMILIES];
 static size_t metrics_nfamilies;
 
@@ -42,7 +39,7 @@ static struct metrics_family *metrics_find(const char *name)
     return NULL;
 }
 
-static int metrics_declare_l(const char *name, const char *type, const char *help)
+int metrics_declare(const char *name, const char *type, const char *help)
 {
     if (metrics_find(name))
         return 0;
@@ -92,21 +89,21 @@ static struct metrics_series *metrics_series_get(const char *name, const char *l
     return s;
 }
 
-static void metrics_add_l(const char *name, const char *labels, double delta)
+void metrics_add(const char *name, const char *labels, double delta)
 {
     struct metrics_series *s = metrics_series_get(name, labels);
     if (s)
         s->value += delta;
 }
 
-static void metrics_set_l(const char *name, const char *labels, double value)
+void metrics_set(const char *name, const char *labels, double value)
 {
     struct metrics_series *s = metrics_series_get(name, labels);
     if (s)
         s->value = value;
 }
 
-static void metrics_observe_l(const char *name, const char *labels, double value)
+void metrics_observe(const char *name, const char *labels, double value)
 {
     struct metrics_series *s = metrics_series_get(name, labels);
     if (!s)
@@ -148,7 +145,7 @@ static int metrics_put_name(buf_t *out, const char *name, const char *suffix,
     return rc;
 }
 
-static int metrics_render_l(buf_t *out)
+int metrics_render(buf_t *out)
 {
     int rc = 0;
     for (size_t i = 0; i < metrics_nfamilies; i++) {
@@ -179,7 +176,7 @@ static int metrics_render_l(buf_t *out)
     return rc ? -1 : 0;
 }
 
-static void metrics_reset_l(void)
+void metrics_reset(void)
 {
     for (size_t i = 0; i < metrics_nfamilies; i++) {
         struct metrics_family *f = &metrics_families[i];
@@ -191,48 +188,4 @@ static void metrics_reset_l(void)
         free(f->help);
     }
     metrics_nfamilies = 0;
-}
-
-int metrics_declare(const char *name, const char *type, const char *help)
-{
-    pthread_mutex_lock(&metrics_lock);
-    int rc = metrics_declare_l(name, type, help);
-    pthread_mutex_unlock(&metrics_lock);
-    return rc;
-}
-
-void metrics_add(const char *name, const char *labels, double delta)
-{
-    pthread_mutex_lock(&metrics_lock);
-    metrics_add_l(name, labels, delta);
-    pthread_mutex_unlock(&metrics_lock);
-}
-
-void metrics_set(const char *name, const char *labels, double value)
-{
-    pthread_mutex_lock(&metrics_lock);
-    metrics_set_l(name, labels, value);
-    pthread_mutex_unlock(&metrics_lock);
-}
-
-void metrics_observe(const char *name, const char *labels, double value)
-{
-    pthread_mutex_lock(&metrics_lock);
-    metrics_observe_l(name, labels, value);
-    pthread_mutex_unlock(&metrics_lock);
-}
-
-int metrics_render(buf_t *out)
-{
-    pthread_mutex_lock(&metrics_lock);
-    int rc = metrics_render_l(out);
-    pthread_mutex_unlock(&metrics_lock);
-    return rc;
-}
-
-void metrics_reset(void)
-{
-    pthread_mutex_lock(&metrics_lock);
-    metrics_reset_l();
-    pthread_mutex_unlock(&metrics_lock);
 }

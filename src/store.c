@@ -194,15 +194,12 @@ fail:
     return st;
 }
 
-/* Queues an accepted item; FULL, UNAVAILABLE (closing) or INVALID (can never fit, or a peer
- * handle, which has no writer). */
+/* Queues an accepted item; FULL, UNAVAILABLE (closing) or INVALID (can never fit). */
 static enum store_status enqueue(struct store *s, struct store_intake_item *it)
 {
     enum store_status st = STORE_OK;
     pthread_mutex_lock(&s->mu);
-    if (!s->w)
-        st = STORE_INVALID;
-    else if (s->closing)
+    if (s->closing)
         st = STORE_UNAVAILABLE;
     else if (it->bytes > s->o.queue_max_bytes)
         st = STORE_INVALID;
@@ -510,40 +507,6 @@ fail:
     return NULL;
 }
 
-struct store *store_peer(struct store *s, char **err)
-{
-    char *e = NULL;
-    pthread_condattr_t ca;
-    if (err)
-        *err = NULL;
-    struct store *p = s ? calloc(1, sizeof *p) : NULL;
-    if (!p) {
-        if (err)
-            *err = util_strdup("store: out of memory");
-        return NULL;
-    }
-    p->pipe_r = p->pipe_w = -1;
-    p->ops = s->ops;
-    p->o = s->o;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->wake, &ca);
-    pthread_cond_init(&p->settled, &ca);
-    pthread_cond_init(&p->ckpt_wake, &ca);
-    pthread_condattr_destroy(&ca);
-    p->be = s->ops->open_peer(s->be, &e);
-    if (!p->be) {
-        if (err)
-            *err = e;
-        else
-            free(e);
-        store_free(p);
-        return NULL;
-    }
-    return p;
-}
-
 void store_close(struct store *s)
 {
     if (!s)
@@ -696,7 +659,7 @@ enum store_status store_intake_purge_sync(struct store *s, int64_t now, size_t l
                                           struct store_purge_counts *out)
 {
     struct purge_job job = {.now = now, .limit = purge_limit(limit)};
-    if (!s || !s->w) /* a peer has no writer */
+    if (!s)
         return STORE_INVALID;
     pthread_mutex_lock(&s->mu);
     if (s->closing) {

@@ -69,11 +69,6 @@ enum store_status store_check_writable(struct store *s);
  * undone (the caller treats them as not done). Batches do not nest (INVALID) and must not
  * stay open across a turn of the loop. store_batch_rollback undoes the whole batch. */
 enum store_status store_batch_begin(struct store *s);
-/* A second handle on an open store for another thread: the same files through a connection of
- * its own, for every state-side call (requests to plan, events, deliveries, correlations,
- * batches); intake calls on it are INVALID. Close it with store_close before s. SQLite's write
- * lock orders its transactions with those of s. NULL with *err (malloc'd) on failure. */
-struct store *store_peer(struct store *s, char **err);
 enum store_status store_batch_commit(struct store *s);
 enum store_status store_batch_rollback(struct store *s);
 

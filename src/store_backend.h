@@ -41,8 +41,6 @@ struct store_backend_ops {
     /* Opens/creates, checks, migrates and recovers; o has defaults filled in. NULL + *err. */
     struct store_backend *(*open)(const char *path, const struct store_opts *o, char **err);
     void (*close)(struct store_backend *b);
-    /* A second state side over the same files for another thread (no writer, no intake). */
-    struct store_backend *(*open_peer)(struct store_backend *b, char **err);
     /* Writer side: created on the opening thread, then used only by the writer thread. */
     struct store_writer *(*writer_open)(struct store_backend *b, char **err);
     void (*writer_close)(struct store_writer *w);

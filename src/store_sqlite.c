@@ -36,11 +36,8 @@ struct store_backend {
     sqlite3 *intake;  /* intake connection until writer_open takes it */
     char *path, *intake_path;
     struct store_opts o;
-    /* Every request id <= *floor is settled or gone; frames in the state WAL after the last
-     * commit of a connection of this store. A peer (sq_open_peer) shares its primary's. */
-    atomic_llong floor_v, *floor;
-    atomic_int state_frames_v, *state_frames;
-    int peer;         /* a second state connection of a store (no migrations, no intake) */
+    int64_t floor;    /* every request id <= floor is settled or gone */
+    atomic_int state_frames; /* frames in the state WAL after the loop's last commit */
     int batch;        /* a batch transaction is open (store_batch_begin) */
     int batch_failed; /* an operation of the batch failed after writing: it cannot commit */
     sqlite3_int64 tx_changes; /* sqlite3_total_changes64 when the operation began */
@@ -911,7 +908,7 @@ static int state_wal_hook(void *arg, sqlite3 *db, const char *schema, int frames
     struct store_backend *b = arg;
     (void)db;
     if (strcmp(schema, "main") == 0)
-        atomic_store(b->state_frames, frames);
+        atomic_store(&b->state_frames, frames);
     return SQLITE_OK;
 }
 
@@ -925,8 +922,6 @@ static struct store_backend *sq_open(const char *path, const struct store_opts *
         goto fail;
     }
     b->o = *o;
-    b->floor = &b->floor_v;
-    b->state_frames = &b->state_frames_v;
     b->path = util_strdup(path);
     b->intake_path = util_asprintf("%s.intake", path);
     if (!b->path || !b->intake_path) {
@@ -959,15 +954,13 @@ static struct store_backend *sq_open(const char *path, const struct store_opts *
     }
     sq_unprep(st);
     st = NULL;
-    int64_t fl = 0;
-    if (kv_get_db(b->db, SQ_FLOOR_KEY, &floor_s) != STORE_OK ||
-        util_parse_i64(floor_s, 0, INT64_MAX, &fl) < 0)
-        fl = 0;
-    atomic_store(b->floor, fl);
+    if (kv_get_db(b->db, SQ_FLOOR_KEY, &floor_s) == STORE_OK &&
+        util_parse_i64(floor_s, 0, INT64_MAX, &b->floor) < 0)
+        b->floor = 0;
     int64_t seq = 0;
     if (sq_int(b->intake, "SELECT coalesce((SELECT seq FROM sqlite_sequence "
-                          "WHERE name = 'requests'), 0)", &seq) == SQLITE_OK && fl > seq)
-        atomic_store(b->floor, seq); /* never trust a floor above what the intake file saw */
+                          "WHERE name = 'requests'), 0)", &seq) == SQLITE_OK && b->floor > seq)
+        b->floor = seq; /* never trust a floor above what the intake file has seen */
     if (o->intake_max_bytes > 0) {
         int64_t page = 0;
         char sql[64];
@@ -990,50 +983,13 @@ fail:
     return NULL;
 }
 
-/* A second state connection of an open store, for another thread: the same files, no
- * migrations, no recovery, no intake writer; shares the floor and the WAL frame count. */
-static struct store_backend *sq_open_peer(struct store_backend *pb, char **err)
-{
-    struct store_backend *b = calloc(1, sizeof *b);
-    sqlite3_stmt *st = NULL;
-    if (!b) {
-        *err = util_strdup("out of memory");
-        return NULL;
-    }
-    b->o = pb->o;
-    b->peer = 1;
-    b->floor = pb->floor;
-    b->state_frames = pb->state_frames;
-    b->path = util_strdup(pb->path);
-    b->intake_path = util_strdup(pb->intake_path);
-    if (!b->path || !b->intake_path) {
-        *err = util_strdup("out of memory");
-        goto fail;
-    }
-    if (sq_connect(b->path, 0, &b->o, &b->db, err) < 0)
-        goto fail;
-    if (sq_exec(b->db, "PRAGMA wal_autocheckpoint=0") != SQLITE_OK ||
-        sqlite3_prepare_v2(b->db, "ATTACH DATABASE ?1 AS intake", -1, &st, NULL) != SQLITE_OK ||
-        bind_text(st, 1, b->intake_path) != SQLITE_OK || sq_run(st) != SQLITE_OK) {
-        *err = util_asprintf("%s: %s", b->path, sqlite3_errmsg(b->db));
-        goto fail;
-    }
-    sq_unprep(st);
-    sqlite3_wal_hook(b->db, state_wal_hook, b);
-    return b;
-fail:
-    sq_unprep(st);
-    sq_close(b);
-    return NULL;
-}
-
 static void sq_close(struct store_backend *b)
 {
     if (!b)
         return;
-    if (b->db && !b->peer && atomic_load(b->floor) > 0) {
+    if (b->db && b->floor > 0) {
         char v[24];
-        snprintf(v, sizeof v, "%lld", (long long)atomic_load(b->floor));
+        snprintf(v, sizeof v, "%lld", (long long)b->floor);
         kv_put_db(b->db, SQ_FLOOR_KEY, v);
     }
     sq_cache_drop(b->db);
@@ -1371,7 +1327,7 @@ static void ck_intake(struct store_writer *w)
 static void sq_writer_idle(struct store_writer *w)
 {
     ck_intake(w);
-    int frames = atomic_load(w->b->state_frames);
+    int frames = atomic_load(&w->b->state_frames);
     if (frames < SQ_STATE_CKPT_FRAMES)
         return;
     int log_frames = 0, done = 0, restarted = 0;
@@ -1388,7 +1344,7 @@ static void sq_writer_idle(struct store_writer *w)
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         sq_log(w->ck_state, "state checkpoint", rc);
     if (restarted > 0)
-        atomic_store(w->b->state_frames, 0);
+        atomic_store(&w->b->state_frames, 0);
 }
 
 /* ---- State side: batches ---------------------------------------------------------------- */
@@ -1481,8 +1437,7 @@ static enum store_status sq_requests_new(struct store_backend *b, int64_t after_
     struct store_request_row *arr = NULL;
     size_t cnt = 0;
     enum store_status ret = STORE_OK;
-    int64_t floor = atomic_load(b->floor);
-    int from_floor = after_id <= floor;
+    int from_floor = after_id <= b->floor;
     /* One read transaction: the scan and the max id below see the same snapshot. */
     int rc = tx_begin(b);
     if (rc != SQLITE_OK)
@@ -1491,22 +1446,20 @@ static enum store_status sq_requests_new(struct store_backend *b, int64_t after_
                                               "ORDER BY r.id LIMIT ?2", &st);
     if (rc != SQLITE_OK)
         goto fail;
-    bind_i64(st, 1, from_floor ? floor : after_id);
+    bind_i64(st, 1, from_floor ? b->floor : after_id);
     bind_i64(st, 2, (int64_t)limit);
     rc = step_rows(st, sizeof *arr, read_request, (void **)&arr, &cnt);
     if (rc != SQLITE_OK)
         goto fail;
     if (from_floor) {
-        int64_t nf = floor;
+        int64_t nf = b->floor;
         if (cnt > 0)
             nf = arr[0].id - 1;
         else if (sq_int(b->db, "SELECT coalesce(max(id), 0) FROM intake.requests", &nf) !=
                  SQLITE_OK)
-            nf = floor;
-        /* Only forward, and only from where this scan started (a requeue may have moved it
-         * back meanwhile). */
-        if (nf > floor)
-            atomic_compare_exchange_strong(b->floor, &floor, nf);
+            nf = b->floor;
+        if (nf > b->floor)
+            b->floor = nf;
     }
     sq_unprep(st);
     st = NULL;
@@ -1713,7 +1666,7 @@ static enum store_status sq_request_reject(struct store_backend *b, int64_t requ
 static enum store_status sq_request_requeue(struct store_backend *b, int64_t request_id)
 {
     enum store_status ret = STORE_OK;
-    int64_t old_floor = atomic_load(b->floor), exists = 0;
+    int64_t old_floor = b->floor, exists = 0;
     int deleted = 0;
     char v[24];
     int rc = tx_begin(b);
@@ -1731,9 +1684,9 @@ static enum store_status sq_request_requeue(struct store_backend *b, int64_t req
         goto out;
     }
     /* The request is new again: the floor must drop below it, durably with the change. */
-    if (request_id - 1 < old_floor)
-        atomic_store(b->floor, request_id - 1);
-    snprintf(v, sizeof v, "%lld", (long long)atomic_load(b->floor));
+    if (request_id - 1 < b->floor)
+        b->floor = request_id - 1;
+    snprintf(v, sizeof v, "%lld", (long long)b->floor);
     ret = kv_put_db(b->db, SQ_FLOOR_KEY, v);
     if (ret != STORE_OK)
         goto out;
@@ -1742,7 +1695,7 @@ out:
     if (rc != SQLITE_OK)
         ret = sq_fail(b->db, "request requeue", rc);
     if (ret != STORE_OK) {
-        atomic_store(b->floor, old_floor);
+        b->floor = old_floor;
         tx_rollback(b);
     }
     return ret;
@@ -2364,7 +2317,7 @@ static enum store_status sq_counters(struct store_backend *b, int64_t now,
                             "WHERE r.id > ?1 AND m.request_id IS NULL", -1, &st, NULL);
     if (rc != SQLITE_OK)
         goto fail;
-    bind_i64(st, 1, atomic_load(b->floor));
+    bind_i64(st, 1, b->floor);
     if ((rc = sqlite3_step(st)) != SQLITE_ROW)
         goto fail;
     out->requests_new = sqlite3_column_int64(st, 0);
@@ -2478,7 +2431,6 @@ const struct store_backend_ops store_sqlite_ops = {
     .write_batch = sq_write_batch,
     .writer_purge = sq_writer_purge,
     .writer_idle = sq_writer_idle,
-    .open_peer = sq_open_peer,
     .batch_begin = sq_batch_begin,
     .batch_end = sq_batch_end,
     .check_writable = sq_check_writable,
