@@ -58,7 +58,8 @@ struct dlv_job {
     json_t *done_value;       /* the step's result, stored as the delivery's response */
     int done_applied;         /* the result was applied to j->corr */
     json_t *recorded_corr;    /* the correlation state recorded with the completion */
-    int chained;              /* the next step was claimed with the completion */
+    /* The event's next step (in rows), claimed with the completion; NULL when none was. */
+    struct store_delivery_row *chained;
     struct store_delivery_row *rows; /* the event's deliveries as read at the start */
     size_t nrows;
     struct dlv_job *next;     /* in the flush list */
@@ -234,9 +235,8 @@ static enum store_status dlv_record_done(struct dlv_job *j)
                                                j->done_value, corr);
     json_decref(j->recorded_corr);
     j->recorded_corr = st == STORE_OK ? corr : NULL;
-    if (st != STORE_OK)
-        json_decref(corr);
     if (st != STORE_OK) {
+        json_decref(corr);
         char id[24];
         snprintf(id, sizeof id, "%lld", (long long)j->row.id);
         log_warn("cannot record a delivery as done", "delivery", id, "error",
@@ -277,19 +277,15 @@ static void dlv_claim_next(struct dlv_job *j)
     struct store_delivery_row *next = dlv_next_row(j);
     if (!next || (d->o.rate > 0 && !rl_take(&d->bucket, util_mono_ms(), 1)))
         return;
-    j->chained = store_delivery_inflight(d->store, next->id) == STORE_OK;
+    if (store_delivery_inflight(d->store, next->id) == STORE_OK)
+        j->chained = next;
 }
 
 /* Moves j on to the step claimed by dlv_claim_next and runs it. */
 static void dlv_chain(struct dlv_job *j)
 {
-    struct store_delivery_row *next = dlv_next_row(j);
-    if (!next) { /* cannot happen: claimed from the same rows */
-        j->chained = 0;
-        j->d->inflight--;
-        dlv_job_free(j);
-        return;
-    }
+    struct store_delivery_row *next = j->chained;
+    j->chained = NULL;
     store_delivery_row_clear(&j->row);
     j->row = *next;
     memset(next, 0, sizeof *next);
@@ -311,7 +307,7 @@ static void dlv_chain(struct dlv_job *j)
     j->done_value = NULL;
     free(j->cache_key);
     j->cache_key = NULL;
-    j->done = j->done_applied = j->chained = j->begun = j->searching = 0;
+    j->done = j->done_applied = j->begun = j->searching = 0;
     j->t0 = util_mono_ms();
     dlv_run(j);
 }
@@ -332,7 +328,7 @@ static void dlv_flush(dlv_t *d)
         /* Nothing of the batch was kept: record them one by one. */
         log_warn("cannot record a batch of completed deliveries; recording them one by one");
         for (struct dlv_job *j = list; j; j = j->next) {
-            j->chained = 0;
+            j->chained = NULL;
             dlv_record_done(j);
         }
     }

@@ -250,6 +250,15 @@ static int looks_like_json(const char *body, size_t len)
     return i < len && (body[i] == '{' || body[i] == '[');
 }
 
+enum adapter_result adapter_no_events(json_t **events, char **err)
+{
+    *events = json_array();
+    if (*events)
+        return ADAPTER_OK;
+    *err = adapter_errf("out of memory");
+    return ADAPTER_REJECT;
+}
+
 /* ---- a quick look at JSON -------------------------------------------------------------- */
 
 /* The intake's check of an alert payload does not need a tree: a strict scanner that accepts
@@ -1234,10 +1243,7 @@ enum adapter_result adapter_am_events(const struct adapter_input *in, const char
                 goto done;
             }
         }
-        *events = json_array();
-        r = *events ? ADAPTER_OK : ADAPTER_REJECT;
-        if (!*events)
-            *err = adapter_errf("out of memory");
+        r = adapter_no_events(events, err);
         goto done;
     }
     out = json_array();

@@ -46,6 +46,9 @@ int adapter_known(const char *kind);
 /* Validates a source's options (borrowed, may be NULL) for kind at config load; 0, or -1 with
  * *err (malloc'd) naming the bad option (the config module prefixes file:line:col). */
 int adapter_check_options(const char *kind, json_t *options, char **err);
+/* The answer of a check_only run that judged the payload good: OK with an empty event list
+ * (*events new), or REJECT with *err on out of memory. */
+enum adapter_result adapter_no_events(json_t **events, char **err);
 /* For check_only runs of the alert adapters: 1 when the body is certainly JSON that jansson
  * accepts, an object whose "alerts" is an array of at most the limit's events, all objects
  * (and whose "version", when want_version and present, is "4"); 0 when unsure (run the full

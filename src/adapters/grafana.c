@@ -185,10 +185,7 @@ enum adapter_result adapter_grafana_run(const struct adapter_input *in,
     if (adapter_grafana_check(in->options, err) < 0)
         goto done;
     if (in->check_only && adapter_quick_alerts(in, lim, 0)) {
-        *events = json_array();
-        r = *events ? ADAPTER_OK : ADAPTER_REJECT;
-        if (!*events)
-            *err = adapter_errf("out of memory");
+        r = adapter_no_events(events, err);
         goto done;
     }
     if (adapter_body_json(in, lim, &root, err) != ADAPTER_OK)

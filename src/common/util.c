@@ -91,6 +91,14 @@ uint64_t util_random_below(uint64_t bound)
     return v % bound;
 }
 
+/* 16 bytes as 8-4-4-4-12 lowercase hex. */
+static void uuid_text(const unsigned char b[16], char out[37])
+{
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
+
 void util_uuid4(char out[37])
 {
     unsigned char b[16];
@@ -101,9 +109,7 @@ void util_uuid4(char out[37])
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    uuid_text(b, out);
 }
 
 void util_uuid7(char out[37])
@@ -116,9 +122,7 @@ void util_uuid7(char out[37])
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x70);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    uuid_text(b, out);
 }
 
 int util_is_uuid(const char *s)
